@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/backupguard/backupguard/certs"
+	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/webhook"
+)
+
+const serveUsage = `Usage: backupguard serve --config FILE --cert-dir DIR [flags]
+
+Runs the admission webhook over HTTPS, with /metrics, /healthz and /readyz on their own ports. The config
+file is reloaded when it changes; a file that does not parse is refused (log line, Event on the pod when
+POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.
+
+Flags:
+`
+
+type serveOptions struct {
+	configPath         string
+	configPollInterval time.Duration
+	certDir            string
+	kubeconfig         string
+	webhookHost        string
+	webhookPort        int
+	metricsAddress     string
+	probeAddress       string
+	enableHTTP2        bool
+	leaderElect        bool
+	leaderElectionNS   string
+	logLevel           string
+}
+
+func runServe(args []string, _ io.Writer, stderr io.Writer) int {
+	var opts serveOptions
+	flags := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		flags.PrintDefaults()
+	}
+	flags.StringVar(&opts.configPath, "config", "", "backupguard config file (required)")
+	flags.DurationVar(&opts.configPollInterval, "config-poll-interval", 10*time.Second, "how often the config file is checked for changes")
+	flags.StringVar(&opts.certDir, "cert-dir", "", "directory holding the serving certificate tls.crt and key tls.key, reloaded when they change (required)")
+	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig file; default: $KUBECONFIG, then the in-cluster service account")
+	flags.StringVar(&opts.webhookHost, "webhook-host", "", "address the webhook server listens on (default: all)")
+	flags.IntVar(&opts.webhookPort, "webhook-port", 9443, "HTTPS port of the webhook server")
+	flags.StringVar(&opts.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
+	flags.StringVar(&opts.probeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flags.BoolVar(&opts.enableHTTP2, "enable-http2", false, "serve webhooks over HTTP/2 too (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
+	flags.BoolVar(&opts.leaderElect, "leader-elect", false, "elect a leader among replicas for the background loops (admission is served by every replica)")
+	flags.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	flags.StringVar(&opts.logLevel, "log-level", "info", "debug, info or error")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "backupguard serve: unexpected arguments %q\n", flags.Args())
+		return exitUsage
+	}
+	for name, value := range map[string]string{"--config": opts.configPath, "--cert-dir": opts.certDir} {
+		if value == "" {
+			fmt.Fprintf(stderr, "backupguard serve: %s is required\n", name)
+			return exitUsage
+		}
+	}
+	log, err := newLogger(opts.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "backupguard serve: %v\n", err)
+		return exitUsage
+	}
+	ctrl.SetLogger(log)
+	if err := serve(ctrl.SetupSignalHandler(), opts, log); err != nil {
+		log.Error(err, "backupguard stopped")
+		return exitFailure
+	}
+	return exitOK
+}
+
+func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
+	configFile, err := newConfigFile(opts.configPath, opts.configPollInterval, log.WithName("config"))
+	if err != nil {
+		return err
+	}
+	config := configFile.Config()
+	restConfig, err := restConfig(opts.kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := longhorn.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddress},
+		HealthProbeBindAddress:  opts.probeAddress,
+		LeaderElection:          opts.leaderElect,
+		LeaderElectionID:        "backupguard.io",
+		LeaderElectionNamespace: opts.leaderElectionNS,
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+			Host:    opts.webhookHost,
+			Port:    opts.webhookPort,
+			CertDir: opts.certDir,
+			TLSOpts: certs.ServingOptions(opts.enableHTTP2),
+		}),
+		Cache: cache.Options{
+			// Only the Longhorn namespace's Settings are read; caching no more keeps memory flat.
+			ByObject: map[client.Object]cache.ByObject{
+				&longhorn.Setting{}: {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the manager: %w", err)
+	}
+	reportRefusedConfig(configFile, mgr, log)
+	if err := mgr.Add(configFile); err != nil {
+		return err
+	}
+	// Start the Settings informer now, so readiness waits for it instead of the first admission request.
+	if _, err := mgr.GetCache().GetInformer(ctx, &longhorn.Setting{}); err != nil {
+		return fmt.Errorf("watching Longhorn Settings (is Longhorn, or its CRDs, installed?): %w", err)
+	}
+
+	server := mgr.GetWebhookServer()
+	server.Register(webhook.RecurringJobPath, &admission.Webhook{Handler: &webhook.RecurringJobValidator{
+		Reader: mgr.GetCache(),
+		Config: configFile.Config,
+		Clock:  clock.RealClock{},
+	}})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("caches", cachesSynced(mgr.GetCache())); err != nil {
+		return err
+	}
+	log.Info("starting backupguard", "version", version, "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
+	return mgr.Start(ctx)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+		}
+		return config, nil
+	}
+	config, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to talk to: set --kubeconfig or $KUBECONFIG, or run in a pod: %w", err)
+	}
+	return config, nil
+}
+
+func cachesSynced(informers cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !informers.WaitForCacheSync(ctx) {
+			return errors.New("caches are not synced yet")
+		}
+		return nil
+	}
+}
+
+// reportRefusedConfig records an Event on backupguard's own Pod for each refused config file, when the
+// Pod is known (POD_NAME and POD_NAMESPACE from the downward API).
+func reportRefusedConfig(configFile *configFile, mgr manager.Manager, log logr.Logger) {
+	podName, podNamespace := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
+	if podName == "" || podNamespace == "" {
+		return
+	}
+	recorder := mgr.GetEventRecorder("backupguard")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: podNamespace}}
+	configFile.refused = func(err error) {
+		recorder.Eventf(pod, nil, corev1.EventTypeWarning, "ConfigRefused", "ReloadConfig", "%v; the last good config stays in force", err)
+	}
+	log.V(1).Info("config refusals are recorded as Events", "pod", podNamespace+"/"+podName)
+}
+
+func newLogger(level string, out io.Writer) (logr.Logger, error) {
+	var zapLevel zapcore.Level
+	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
+		return logr.Logger{}, fmt.Errorf("--log-level %q: use debug, info or error", level)
+	}
+	encoderConfig := zap.NewProductionEncoderConfig()
+	encoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(encoderConfig), zapcore.AddSync(out), zapLevel)
+	return zapr.NewLogger(zap.New(core)), nil
+}

@@ -1,0 +1,170 @@
+package offline
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"gomodules.xyz/jsonpatch/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/policies"
+)
+
+// Violation is one reason an object is denied, shaped like a cause of a Kubernetes Invalid status, so
+// that offline and in-cluster verdicts compare field for field.
+type Violation struct {
+	Field   string `json:"field"`
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// Result is the verdict on one object.
+type Result struct {
+	Source     string                `json:"source"`
+	APIVersion string                `json:"apiVersion"`
+	Kind       string                `json:"kind"`
+	Namespace  string                `json:"namespace"`
+	Name       string                `json:"name"`
+	Allowed    bool                  `json:"allowed"`
+	Violations []Violation           `json:"violations"`
+	Warnings   []string              `json:"warnings"`
+	Patch      []jsonpatch.Operation `json:"patch"`
+	// NextRuns are a RecurringJob's next fire times in UTC, for the text report.
+	NextRuns []time.Time `json:"-"`
+}
+
+// Summary counts the verdicts of a run.
+type Summary struct {
+	Checked int `json:"checked"`
+	Denied  int `json:"denied"`
+	Mutated int `json:"mutated"`
+	Skipped int `json:"skipped"`
+}
+
+// Report is the outcome of a run: a result for each object of a handled kind, in input order.
+type Report struct {
+	Results []Result `json:"results"`
+	Summary Summary  `json:"summary"`
+}
+
+// nextRunCount is how many fire times the text report shows: enough to see a wrong zone or weekday.
+const nextRunCount = 3
+
+// Check decides every document as the cluster would, with the configuration's stand-ins for cluster
+// state, at the instant now. Objects of kinds backupguard does not handle are skipped and counted.
+func Check(documents []Document, config *policies.Config, now time.Time) Report {
+	report := Report{Results: []Result{}}
+	var recurringJobs []policies.RecurringJobIdentity
+	var recurringJobResults []int
+	for _, document := range documents {
+		apiVersion, _ := document.Object["apiVersion"].(string)
+		kind, _ := document.Object["kind"].(string)
+		groupVersion, _ := schema.ParseGroupVersion(apiVersion)
+		if groupVersion.WithKind(kind).GroupKind() != longhorn.RecurringJobGVK.GroupKind() {
+			report.Summary.Skipped++
+			continue
+		}
+		result := checkRecurringJob(document, groupVersion, config, now)
+		recurringJobs = append(recurringJobs, policies.RecurringJobIdentity{Namespace: result.Namespace, Name: result.Name, Source: result.Source})
+		recurringJobResults = append(recurringJobResults, len(report.Results))
+		report.Results = append(report.Results, result)
+	}
+	for index, clash := range policies.RecurringJobNameClashes(recurringJobs) {
+		result := &report.Results[recurringJobResults[index]]
+		result.Violations = append(result.Violations, ViolationsFrom(field.ErrorList{clash})...)
+		result.Allowed = false
+	}
+	for _, result := range report.Results {
+		report.Summary.Checked++
+		if !result.Allowed {
+			report.Summary.Denied++
+		}
+		if len(result.Patch) > 0 {
+			report.Summary.Mutated++
+		}
+	}
+	return report
+}
+
+func checkRecurringJob(document Document, groupVersion schema.GroupVersion, config *policies.Config, now time.Time) Result {
+	job, errs := longhorn.DecodeRecurringJob(document.Object)
+	result := Result{
+		Source:     document.Source,
+		APIVersion: job.APIVersion,
+		Kind:       job.Kind,
+		Namespace:  job.Namespace,
+		Name:       job.Name,
+		Violations: []Violation{},
+		Warnings:   []string{},
+		Patch:      []jsonpatch.Operation{},
+	}
+	if groupVersion != longhorn.GroupVersion {
+		errs = append(field.ErrorList{field.NotSupported(field.NewPath("apiVersion"), job.APIVersion, []string{longhorn.GroupVersion.String()})}, errs...)
+	}
+	if len(errs) == 0 {
+		errs, result.Warnings = policies.ValidateRecurringJob(job, policies.RecurringJobEnvironment{
+			Namespace:         job.Namespace,
+			LonghornNamespace: config.Longhorn.Namespace,
+			Settings:          policies.OfflineLonghornSettings(config),
+			Now:               now,
+		})
+		if result.Warnings == nil {
+			result.Warnings = []string{}
+		}
+	}
+	if schedule, cronErrs := policies.ValidateCron(field.NewPath("spec", "cron"), job.Spec.Cron, now); len(cronErrs) == 0 {
+		result.NextRuns = policies.NextRuns(schedule, now, nextRunCount)
+	}
+	result.Violations = ViolationsFrom(errs)
+	result.Allowed = len(errs) == 0
+	return result
+}
+
+// ViolationsFrom turns field errors into violations, exactly as the API server turns them into the
+// causes of an Invalid status.
+func ViolationsFrom(errs field.ErrorList) []Violation {
+	violations := make([]Violation, 0, len(errs))
+	for _, err := range errs {
+		violations = append(violations, Violation{Field: err.Field, Type: string(metav1.CauseType(err.Type)), Message: err.ErrorBody()})
+	}
+	return violations
+}
+
+// objectName is "namespace/name", or the name alone when the manifest names no namespace.
+func (r Result) objectName() string {
+	name := r.Name
+	if name == "" {
+		name = "(no name)"
+	}
+	if r.Namespace == "" {
+		return name
+	}
+	return r.Namespace + "/" + name
+}
+
+func (r Result) verdict() string {
+	switch {
+	case !r.Allowed:
+		return "denied"
+	case len(r.Patch) > 0:
+		return "allowed, with changes"
+	default:
+		return "allowed"
+	}
+}
+
+func formatTimes(times []time.Time, location *time.Location) string {
+	parts := make([]string, len(times))
+	for i, t := range times {
+		parts[i] = t.In(location).Format("Mon 2006-01-02 15:04 MST")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("%d checked, %d denied, %d mutated, %d skipped", s.Checked, s.Denied, s.Mutated, s.Skipped)
+}

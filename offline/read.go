@@ -1,0 +1,172 @@
+// Package offline runs backupguard's policies on manifest files, without a cluster: the engine behind
+// `backupguard validate`.
+package offline
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/backupguard/backupguard/longhorn"
+)
+
+// Document is one object read from the input.
+type Document struct {
+	// Source says where the object came from: "file#N" for the N-th document of a file, with " items[i]"
+	// for an item of a List.
+	Source string
+	Object map[string]any
+}
+
+// InputError is unreadable or unparseable input; `validate` exits 2 on it.
+type InputError struct {
+	Source string
+	Err    error
+}
+
+func (e *InputError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// manifestExtensions are the files a directory walk reads.
+var manifestExtensions = []string{".yaml", ".yml", ".json"}
+
+// ReadPaths reads every document of the given paths: files, directories (recursively, manifest files
+// only, in lexical order) and "-" for stdin.
+func ReadPaths(paths []string, stdin io.Reader) ([]Document, error) {
+	var documents []Document
+	for _, path := range paths {
+		if path == "-" {
+			data, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, &InputError{Source: "stdin", Err: err}
+			}
+			docs, err := ParseDocuments(data, "stdin")
+			if err != nil {
+				return nil, err
+			}
+			documents = append(documents, docs...)
+			continue
+		}
+		files, err := manifestFiles(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return nil, &InputError{Source: file, Err: err}
+			}
+			docs, err := ParseDocuments(data, file)
+			if err != nil {
+				return nil, err
+			}
+			documents = append(documents, docs...)
+		}
+	}
+	return documents, nil
+}
+
+func manifestFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, &InputError{Source: path, Err: errors.Unwrap(err)}
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(path, func(file string, entry fs.DirEntry, err error) error {
+		if err != nil {
+			return &InputError{Source: file, Err: err}
+		}
+		if !entry.IsDir() && slices.Contains(manifestExtensions, strings.ToLower(filepath.Ext(file))) {
+			files = append(files, file)
+		}
+		return nil
+	})
+	return files, err
+}
+
+// ParseDocuments splits multi-document YAML (or JSON) into objects and unwraps List kinds. Documents that
+// hold nothing (only comments or "---") are left out; the document numbers still count them, so a number
+// matches what an editor shows between separators.
+func ParseDocuments(data []byte, source string) ([]Document, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var documents []Document
+	for number := 1; ; number++ {
+		raw, err := reader.Read()
+		if err == io.EOF {
+			return documents, nil
+		}
+		docSource := fmt.Sprintf("%s#%d", source, number)
+		if err != nil {
+			return nil, &InputError{Source: docSource, Err: err}
+		}
+		if isBlankDocument(raw) {
+			continue
+		}
+		jsonData, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			return nil, &InputError{Source: docSource, Err: fmt.Errorf("not valid YAML: %w", err)}
+		}
+		if string(bytes.TrimSpace(jsonData)) == "null" {
+			continue
+		}
+		object, err := longhorn.DecodeJSONObject(jsonData)
+		if err != nil {
+			return nil, &InputError{Source: docSource, Err: fmt.Errorf("expected a Kubernetes object (a mapping): %w", err)}
+		}
+		unwrapped, err := unwrapList(object, docSource)
+		if err != nil {
+			return nil, err
+		}
+		documents = append(documents, unwrapped...)
+	}
+}
+
+func isBlankDocument(raw []byte) bool {
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
+		trimmed := bytes.TrimSpace(line)
+		if len(trimmed) > 0 && trimmed[0] != '#' && !bytes.Equal(trimmed, []byte("---")) {
+			return false
+		}
+	}
+	return true
+}
+
+// unwrapList returns the items of a List kind (v1 List or any *List with items), else the object itself.
+func unwrapList(object map[string]any, source string) ([]Document, error) {
+	kind, _ := object["kind"].(string)
+	items, hasItems := object["items"]
+	if !strings.HasSuffix(kind, "List") || !hasItems {
+		return []Document{{Source: source, Object: object}}, nil
+	}
+	list, ok := items.([]any)
+	if !ok && items != nil {
+		return nil, &InputError{Source: source, Err: fmt.Errorf("items of %s must be a list", kind)}
+	}
+	documents := make([]Document, 0, len(list))
+	for i, item := range list {
+		itemSource := fmt.Sprintf("%s items[%d]", source, i)
+		itemObject, ok := item.(map[string]any)
+		if !ok {
+			return nil, &InputError{Source: itemSource, Err: errors.New("expected a Kubernetes object (a mapping)")}
+		}
+		nested, err := unwrapList(itemObject, itemSource)
+		if err != nil {
+			return nil, err
+		}
+		documents = append(documents, nested...)
+	}
+	return documents, nil
+}

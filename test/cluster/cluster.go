@@ -1,0 +1,244 @@
+// Package cluster starts what the e2e suites and the demo run against: a real kube-apiserver and etcd
+// (built by test/tools), the test CRDs, the webhook configurations that ship in manifests/, and
+// backupguard itself as a separate process, talking over real TLS.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// RepoRoot is the repository's top folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// ToolsDir returns the folder with kube-apiserver, etcd and kubectl: $BACKUPGUARD_TOOLS_DIR, or what
+// test/tools/ensure.sh builds (once; later calls find it cached).
+func ToolsDir() (string, error) {
+	if dir := os.Getenv("BACKUPGUARD_TOOLS_DIR"); dir != "" {
+		return dir, nil
+	}
+	command := exec.Command("bash", filepath.Join(RepoRoot(), "test", "tools", "ensure.sh"))
+	command.Stderr = os.Stderr
+	out, err := command.Output()
+	if err != nil {
+		return "", fmt.Errorf("building the control-plane binaries with test/tools/ensure.sh: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Cluster is a running control plane with backupguard's CRDs and webhook configurations installed.
+type Cluster struct {
+	Env *envtest.Environment
+	// Config is an admin client configuration.
+	Config *rest.Config
+	// Kubeconfig is the path of an admin kubeconfig file, for kubectl and backupguard.
+	Kubeconfig string
+	// Kubectl is the path of the real kubectl built by test/tools.
+	Kubectl string
+	// Dir holds the cluster's files: kubeconfig, backupguard's config and logs.
+	Dir string
+}
+
+// Start brings up the control plane. The webhook configurations are installed pointing at
+// WebhookAddress, where the caller starts backupguard.
+func Start() (*Cluster, error) {
+	tools, err := ToolsDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "backupguard-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	root := RepoRoot()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: tools,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "test", "crds")},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			Paths:            []string{filepath.Join(root, "manifests", "webhook")},
+			LocalServingHost: "127.0.0.1",
+		},
+	}
+	config, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", tools, err)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Cluster{Env: env, Config: config, Kubeconfig: kubeconfig, Kubectl: filepath.Join(tools, "kubectl"), Dir: dir}, nil
+}
+
+// Stop stops the control plane and removes its files.
+func (c *Cluster) Stop() error {
+	err := c.Env.Stop()
+	return errors.Join(err, os.RemoveAll(c.Dir))
+}
+
+// KubectlResult is what one kubectl run printed and how it ended.
+type KubectlResult struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// RunKubectl runs the real kubectl against the cluster, with stdin as its input.
+func (c *Cluster) RunKubectl(stdin string, args ...string) KubectlResult {
+	command := exec.Command(c.Kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	command.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	command.Stdout, command.Stderr = &stdout, &stderr
+	err := command.Run()
+	result := KubectlResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		result.ExitCode = exitErr.ExitCode()
+	case err != nil:
+		result.ExitCode = -1
+		result.Stderr += err.Error()
+	}
+	return result
+}
+
+// BuildBackupguard builds the backupguard binary into dir (Go's build cache makes repeats cheap), or
+// returns $BACKUPGUARD_BIN when set.
+func BuildBackupguard(dir string) (string, error) {
+	if binary := os.Getenv("BACKUPGUARD_BIN"); binary != "" {
+		return binary, nil
+	}
+	binary := filepath.Join(dir, "backupguard")
+	command := exec.Command("go", "build", "-o", binary, "./cmd/backupguard")
+	command.Dir = RepoRoot()
+	if out, err := command.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/backupguard: %w\n%s", err, out)
+	}
+	return binary, nil
+}
+
+// Backupguard is a running `backupguard serve` process.
+type Backupguard struct {
+	command      *exec.Cmd
+	exited       chan struct{}
+	LogPath      string
+	MetricsURL   string
+	ProbeAddress string
+}
+
+// StartBackupguard runs `backupguard serve` on the address the webhook configurations point at, with
+// the given config file and extra flags, and waits until it reports ready.
+func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath string, extraArgs ...string) (*Backupguard, error) {
+	metricsAddress, err := freeAddress()
+	if err != nil {
+		return nil, err
+	}
+	probeAddress, err := freeAddress()
+	if err != nil {
+		return nil, err
+	}
+	webhook := c.Env.WebhookInstallOptions
+	args := append([]string{
+		"serve",
+		"--config", configPath,
+		"--config-poll-interval", "100ms",
+		"--kubeconfig", c.Kubeconfig,
+		"--cert-dir", webhook.LocalServingCertDir,
+		"--webhook-host", webhook.LocalServingHost,
+		"--webhook-port", fmt.Sprint(webhook.LocalServingPort),
+		"--metrics-bind-address", metricsAddress,
+		"--health-probe-bind-address", probeAddress,
+	}, extraArgs...)
+	logPath := filepath.Join(c.Dir, fmt.Sprintf("backupguard-%d.log", time.Now().UnixNano()))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	command := exec.Command(binary, args...)
+	command.Stdout, command.Stderr = logFile, logFile
+	if err := command.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	process := &Backupguard{command: command, exited: make(chan struct{}), LogPath: logPath,
+		MetricsURL: "http://" + metricsAddress + "/metrics", ProbeAddress: probeAddress}
+	go func() {
+		_ = command.Wait()
+		logFile.Close()
+		close(process.exited)
+	}()
+	if err := process.waitReady(ctx); err != nil {
+		process.Stop()
+		return nil, fmt.Errorf("%w\n--- backupguard log ---\n%s", err, process.Log())
+	}
+	return process, nil
+}
+
+func (b *Backupguard) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		request, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.ProbeAddress+"/readyz", nil)
+		if response, err := http.DefaultClient.Do(request); err == nil {
+			response.Body.Close()
+			if response.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-b.exited:
+			return errors.New("backupguard serve exited before it was ready")
+		case <-ctx.Done():
+			return errors.New("backupguard serve did not become ready within a minute")
+		case <-ticker.C:
+		}
+	}
+}
+
+// Log returns what the process has logged so far.
+func (b *Backupguard) Log() string {
+	data, _ := os.ReadFile(b.LogPath)
+	return string(data)
+}
+
+// Stop ends the process and waits for it.
+func (b *Backupguard) Stop() {
+	if b.command.Process != nil {
+		_ = b.command.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-b.exited:
+	case <-time.After(10 * time.Second):
+		_ = b.command.Process.Kill()
+		<-b.exited
+	}
+}
+
+func freeAddress() (string, error) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer listener.Close()
+	return listener.Addr().String(), nil
+}
