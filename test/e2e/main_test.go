@@ -1,0 +1,118 @@
+// Package e2e runs backupguard against a real kube-apiserver and etcd, through the webhook
+// configurations that ship in manifests/, with `backupguard serve` as its own process over real TLS.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/test/cluster"
+)
+
+const longhornNamespace = "longhorn-system"
+
+var (
+	testCluster *cluster.Cluster
+	guard       *cluster.Backupguard
+	binary      string
+	configPath  string
+	kube        client.Client
+)
+
+const baseConfig = "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  namespace: longhorn-system\n"
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctx := context.Background()
+	var err error
+	testCluster, err = cluster.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting the control plane:", err)
+		return 1
+	}
+	defer testCluster.Stop()
+	if binary, err = cluster.BuildBackupguard(testCluster.Dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = longhorn.AddToScheme(scheme)
+	if kube, err = client.New(testCluster.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: longhornNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	configPath = filepath.Join(testCluster.Dir, "config.yaml")
+	if err := os.WriteFile(configPath, []byte(baseConfig), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if guard, err = testCluster.StartBackupguard(ctx, binary, configPath); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "--- backupguard log (%s) ---\n%s\n", guard.LogPath, lastLines(guard.Log(), 60))
+	}
+	guard.Stop()
+	return code
+}
+
+// restartBackupguard replaces the running serve process, for tests that stop it.
+func restartBackupguard(t *testing.T) {
+	t.Helper()
+	var err error
+	if guard, err = testCluster.StartBackupguard(context.Background(), binary, configPath); err != nil {
+		t.Fatalf("restarting backupguard: %v", err)
+	}
+}
+
+// eventually polls condition until it holds or the deadline passes; it waits for the system, it does
+// not time it.
+func eventually(t *testing.T, what string, condition func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, last := condition()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within 30s; last state: %s", what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// recurringJobYAML renders a RecurringJob manifest; spec is YAML indented by two spaces.
+func recurringJobYAML(namespace, name, spec string) string {
+	return fmt.Sprintf("apiVersion: longhorn.io/v1beta2\nkind: RecurringJob\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s", name, namespace, spec)
+}
