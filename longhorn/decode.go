@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // DecodeJSONObject parses one JSON object, keeping numbers as json.Number so that integers and strings can
@@ -150,8 +151,11 @@ func decodeInt(path *field.Path, value any, errs field.ErrorList) (int, field.Er
 		return 0, errs
 	case json.Number:
 		number, err := typed.Int64()
-		if err != nil || number > math.MaxInt32 || number < math.MinInt32 {
+		if err != nil {
 			return 0, append(errs, field.TypeInvalid(path, shown(value), "must be a whole number"))
+		}
+		if number > math.MaxInt32 || number < math.MinInt32 {
+			return 0, append(errs, field.Invalid(path, number, "must fit in 32 bits"))
 		}
 		return int(number), errs
 	case string:
@@ -208,13 +212,14 @@ func shown(value any) any {
 	}
 }
 
-// roundTrip converts a decoded JSON value into a typed struct through its JSON form.
+// roundTrip converts a decoded JSON value into a typed struct through its JSON form, matching keys
+// case-sensitively as the API server does ("Name" is not "name").
 func roundTrip(value any, into any) error {
 	raw, err := json.Marshal(value)
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(raw, into)
+	return sigsjson.UnmarshalCaseSensitivePreserveInts(raw, into)
 }
 
 func sortedKeys(object map[string]any) []string {

@@ -108,6 +108,11 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 		if err == io.EOF {
 			return documents, nil
 		}
+		// The reader folds a "---" that directly follows another into the next document instead of
+		// returning the empty document between them; count that one too.
+		if number > 1 && bytes.HasPrefix(raw, []byte("---")) {
+			number++
+		}
 		docSource := fmt.Sprintf("%s#%d", source, number)
 		if err != nil {
 			return nil, &InputError{Source: docSource, Err: err}
@@ -115,7 +120,8 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 		if isBlankDocument(raw) {
 			continue
 		}
-		jsonData, err := yaml.YAMLToJSON(raw)
+		// Strict: a key given twice is an error here as it is for kubectl, not a silent last-one-wins.
+		jsonData, err := yaml.YAMLToJSONStrict(raw)
 		if err != nil {
 			return nil, &InputError{Source: docSource, Err: fmt.Errorf("not valid YAML: %w", err)}
 		}

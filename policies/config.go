@@ -80,9 +80,12 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("config %s: the file is empty; it needs at least apiVersion: %s and kind: %s", source, ConfigAPIVersion, ConfigKind)
 	}
-	jsonData, err := yaml.YAMLToJSON(data)
+	jsonData, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: not valid YAML: %w", source, err)
+	}
+	if string(bytes.TrimSpace(jsonData)) == "null" {
+		return nil, fmt.Errorf("config %s: the file holds only comments; it needs at least apiVersion: %s and kind: %s", source, ConfigAPIVersion, ConfigKind)
 	}
 	config := &Config{}
 	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, config)

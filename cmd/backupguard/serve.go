@@ -89,9 +89,9 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backupguard serve: unexpected arguments %q\n", flags.Args())
 		return exitUsage
 	}
-	for name, value := range map[string]string{"--config": opts.configPath, "--cert-dir": opts.certDir} {
-		if value == "" {
-			fmt.Fprintf(stderr, "backupguard serve: %s is required\n", name)
+	for _, required := range []struct{ flag, value string }{{"--config", opts.configPath}, {"--cert-dir", opts.certDir}} {
+		if required.value == "" {
+			fmt.Fprintf(stderr, "backupguard serve: %s is required\n", required.flag)
 			return exitUsage
 		}
 	}

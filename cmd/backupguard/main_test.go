@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const now = "2026-11-21T12:00:00Z"
+
+const goodJob = `apiVersion: longhorn.io/v1beta2
+kind: RecurringJob
+metadata:
+  name: daily
+  namespace: longhorn-system
+spec:
+  task: backup
+  cron: "0 2 * * *"
+  retain: 7
+  concurrency: 2
+`
+
+const deniedJob = `apiVersion: longhorn.io/v1beta2
+kind: RecurringJob
+metadata:
+  name: weekly
+  namespace: longhorn-system
+spec:
+  task: backup
+  cron: "0 3 * * 7"
+  retain: 7
+`
+
+const configMap = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+`
+
+const goodJobText = `RecurringJob longhorn-system/daily (DIR/good.yaml#1): allowed
+  warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
+  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
+1 checked, 0 denied, 0 mutated, 0 skipped
+`
+
+func TestRunValidate(t *testing.T) {
+	cases := map[string]struct {
+		// files are written to a fresh directory; DIR in args and outputs stands for it.
+		files      map[string]string
+		args       []string
+		stdin      string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		"an allowed job exits 0 with the text report": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "--now", now, "DIR/good.yaml"},
+			wantCode:   0,
+			wantStdout: goodJobText,
+		},
+		"a denied job exits 1": {
+			files:    map[string]string{"jobs.yaml": goodJob + "---\n" + configMap + "---\n" + deniedJob},
+			args:     []string{"validate", "--now", now, "DIR/jobs.yaml"},
+			wantCode: 1,
+			wantStdout: `RecurringJob longhorn-system/daily (DIR/jobs.yaml#1): allowed
+  warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
+  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
+RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
+  spec.cron: Invalid value: "0 3 * * 7": day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)
+  warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
+2 checked, 1 denied, 0 mutated, 1 skipped
+`,
+		},
+		"--tz adds the run times in that zone": {
+			files:    map[string]string{"good.yaml": goodJob},
+			args:     []string{"validate", "--now", now, "--tz", "Europe/Berlin", "DIR/good.yaml"},
+			wantCode: 0,
+			wantStdout: `RecurringJob longhorn-system/daily (DIR/good.yaml#1): allowed
+  warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
+  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
+  next runs in Europe/Berlin: Sun 2026-11-22 03:00 CET, Mon 2026-11-23 03:00 CET, Tue 2026-11-24 03:00 CET
+1 checked, 0 denied, 0 mutated, 0 skipped
+`,
+		},
+		"-o json writes the machine-readable report": {
+			files:    map[string]string{"jobs.yaml": configMap + "---\n" + deniedJob},
+			args:     []string{"validate", "-o", "json", "--now", now, "DIR/jobs.yaml"},
+			wantCode: 1,
+			wantStdout: `{
+  "results": [
+    {
+      "source": "DIR/jobs.yaml#2",
+      "apiVersion": "longhorn.io/v1beta2",
+      "kind": "RecurringJob",
+      "namespace": "longhorn-system",
+      "name": "weekly",
+      "allowed": false,
+      "violations": [
+        {
+          "field": "spec.cron",
+          "type": "FieldValueInvalid",
+          "message": "Invalid value: \"0 3 * * 7\": day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)"
+        }
+      ],
+      "warnings": [
+        "detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false"
+      ],
+      "patch": []
+    }
+  ],
+  "summary": {
+    "checked": 1,
+    "denied": 1,
+    "mutated": 0,
+    "skipped": 1
+  }
+}
+`,
+		},
+		"- reads stdin": {
+			args:     []string{"validate", "--now", now, "-"},
+			stdin:    goodJob,
+			wantCode: 0,
+			wantStdout: `RecurringJob longhorn-system/daily (stdin#1): allowed
+  warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
+  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
+1 checked, 0 denied, 0 mutated, 0 skipped
+`,
+		},
+		"a directory with nothing to check exits 0": {
+			files:      map[string]string{"cm.yaml": configMap, "README.md": "# not read\n"},
+			args:       []string{"validate", "--now", now, "DIR"},
+			wantCode:   0,
+			wantStdout: "0 checked, 0 denied, 0 mutated, 1 skipped\n",
+		},
+		"--config replaces the defaults": {
+			files: map[string]string{
+				"config.yaml": "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  settings:\n    recurringJobMaxRetention: 5\n    allowRecurringJobWhileVolumeDetached: true\n",
+				"good.yaml":   goodJob,
+			},
+			args:     []string{"validate", "--config", "DIR/config.yaml", "--now", now, "DIR/good.yaml"},
+			wantCode: 1,
+			wantStdout: `RecurringJob longhorn-system/daily (DIR/good.yaml#1): denied
+  spec.retain: Invalid value: 7: must be at most 5 (the Longhorn setting recurring-job-max-retention)
+  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
+1 checked, 1 denied, 0 mutated, 0 skipped
+`,
+		},
+		"--config with an unknown field exits 2 naming the field": {
+			files: map[string]string{
+				"config.yaml": "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  namespce: storage\n",
+				"good.yaml":   goodJob,
+			},
+			args:       []string{"validate", "--config", "DIR/config.yaml", "--now", now, "DIR/good.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: config DIR/config.yaml: unknown field \"longhorn.namespce\"\n",
+		},
+		"a missing --config file exits 2 naming it": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "--config", "DIR/config.yaml", "--now", now, "DIR/good.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: config: open DIR/config.yaml: no such file or directory\n",
+		},
+		"no PATH exits 2": {
+			args:       []string{"validate", "--now", now},
+			wantCode:   2,
+			wantStderr: "backupguard validate: no PATH given: name files, directories, or - for stdin\n",
+		},
+		"-o yaml exits 2": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "-o", "yaml", "--now", now, "DIR/good.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: -o \"yaml\": must be text or json\n",
+		},
+		"an unknown --tz exits 2": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "--tz", "Mars/Olympus", "--now", now, "DIR/good.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: --tz \"Mars/Olympus\": unknown time zone\n",
+		},
+		"a bad --now exits 2": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "--now", "2026-11-21 12:00", "DIR/good.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: --now \"2026-11-21 12:00\": not an RFC 3339 time such as 2026-11-21T12:00:00Z\n",
+		},
+		"a missing file exits 2 naming it": {
+			files:      map[string]string{"good.yaml": goodJob},
+			args:       []string{"validate", "--now", now, "DIR/good.yaml", "DIR/missing.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: DIR/missing.yaml: no such file or directory\n",
+		},
+		"broken YAML exits 2 naming the file and the document": {
+			files:      map[string]string{"broken.yaml": goodJob + "---\n# a comment\n---\nkind: RecurringJob\nspec: {cron: \"0 2 * * *\"\n"},
+			args:       []string{"validate", "--now", now, "DIR/broken.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: DIR/broken.yaml#3: not valid YAML: yaml: line 2: did not find expected ',' or '}'\n",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for file, content := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := make([]string, len(tc.args))
+			for i, arg := range tc.args {
+				args[i] = strings.ReplaceAll(arg, "DIR", dir)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(args, strings.NewReader(tc.stdin), &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Errorf("exit code: got %d, want %d", code, tc.wantCode)
+			}
+			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStdout, "DIR", dir), stdout.String()); diff != "" {
+				t.Errorf("stdout (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStderr, "DIR", dir), stderr.String()); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	cases := map[string]struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		"no command prints the usage and exits 2": {
+			wantCode:   2,
+			wantStderr: usage,
+		},
+		"an unknown command exits 2": {
+			args:       []string{"frobnicate"},
+			wantCode:   2,
+			wantStderr: "backupguard: unknown command \"frobnicate\"\n\n" + usage,
+		},
+		"help prints the usage and exits 0": {
+			args:       []string{"help"},
+			wantStdout: usage,
+		},
+		"version prints the version": {
+			args:       []string{"version"},
+			wantStdout: "dev\n",
+		},
+		"serve without --config exits 2": {
+			args:       []string{"serve", "--cert-dir", "/nonexistent"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --config is required\n",
+		},
+		"serve without --cert-dir exits 2": {
+			args:       []string{"serve", "--config", "/nonexistent/config.yaml"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --cert-dir is required\n",
+		},
+		"serve with arguments exits 2": {
+			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "extra"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: unexpected arguments [\"extra\"]\n",
+		},
+		"serve with an unknown log level exits 2": {
+			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "--log-level", "chatty"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --log-level \"chatty\": use debug, info or error\n",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, strings.NewReader(""), &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Errorf("exit code: got %d, want %d", code, tc.wantCode)
+			}
+			if diff := cmp.Diff(tc.wantStdout, stdout.String()); diff != "" {
+				t.Errorf("stdout (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantStderr, stderr.String()); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// serveChildArgs, when set, makes the test binary a child that runs one command and exits with its code.
+const serveChildArgs = "BACKUPGUARD_TEST_RUN_ARGS"
+
+// TestRunServeRefusesABadConfig runs serve in a child process of the test binary: runServe installs
+// controller-runtime's signal handler, which panics when installed twice in one process, so an
+// in-process run would break "go test -count=2".
+func TestRunServeRefusesABadConfig(t *testing.T) {
+	if encoded := os.Getenv(serveChildArgs); encoded != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(encoded), &args); err != nil {
+			t.Fatal(err)
+		}
+		os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
+	}
+
+	dir := t.TempDir()
+	configPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(configPath, []byte("apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  namespce: storage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args, err := json.Marshal([]string{"serve", "--config", configPath, "--cert-dir", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestRunServeRefusesABadConfig$")
+	child.Env = append(os.Environ(), serveChildArgs+"="+string(args))
+	var stdout, stderr bytes.Buffer
+	child.Stdout, child.Stderr = &stdout, &stderr
+	err = child.Run()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Errorf("exit: got %v, want exit status 1\nstderr:\n%s", err, stderr.String())
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("stdout: got %q, want nothing", stdout.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stderr: got %d lines, want one JSON log line:\n%s", len(lines), stderr.String())
+	}
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &entry); err != nil {
+		t.Fatalf("stderr line %q is not JSON: %v", lines[0], err)
+	}
+	if _, ok := entry["ts"].(string); !ok {
+		t.Errorf("log line %q has no timestamp", lines[0])
+	}
+	delete(entry, "ts")
+	want := map[string]any{
+		"level": "error",
+		"msg":   "backupguard stopped",
+		"error": "config " + configPath + `: unknown field "longhorn.namespce"`,
+	}
+	if diff := cmp.Diff(want, entry); diff != "" {
+		t.Errorf("log line (-want +got):\n%s", diff)
+	}
+}
