@@ -4,6 +4,8 @@
 package longhorn
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -108,7 +110,98 @@ type SettingList struct {
 
 // AddToScheme registers the Longhorn kinds backupguard reads.
 func AddToScheme(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{})
+	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{}, &Volume{}, &VolumeList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
+}
+
+// VolumeGVK identifies Volume objects in admission requests.
+var VolumeGVK = GroupVersion.WithKind("Volume")
+
+// Label keys and values that make Longhorn select volumes for recurring jobs.
+const (
+	// RecurringJobLabelPrefix + job name selects a volume for that job.
+	RecurringJobLabelPrefix = "recurring-job.longhorn.io/"
+	// RecurringJobGroupLabelPrefix + group name selects a volume for every job of the group.
+	RecurringJobGroupLabelPrefix = "recurring-job-group.longhorn.io/"
+	// RecurringJobSourceLabel on a PVC makes Longhorn copy the PVC's recurring labels to its Volume.
+	RecurringJobSourceLabel = RecurringJobLabelPrefix + "source"
+	// LabelEnabled is the only value Longhorn honours; any other is silently ignored.
+	LabelEnabled = "enabled"
+	// DefaultGroup is the group Longhorn gives a Volume that has no recurring label at all.
+	DefaultGroup = "default"
+	// CSIDriver is Longhorn's CSI driver and StorageClass provisioner.
+	CSIDriver = "driver.longhorn.io"
+)
+
+// IsRecurringLabel tells whether a label key selects recurring jobs (the source label included).
+func IsRecurringLabel(key string) bool {
+	return strings.HasPrefix(key, RecurringJobLabelPrefix) || strings.HasPrefix(key, RecurringJobGroupLabelPrefix)
+}
+
+// Volume is longhorn.io/v1beta2 Volume, reduced to what backupguard reads.
+type Volume struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              VolumeSpec   `json:"spec,omitempty"`
+	Status            VolumeStatus `json:"status,omitempty"`
+}
+
+// VolumeSpec holds the desired attachment.
+type VolumeSpec struct {
+	NodeID string `json:"nodeID,omitempty"`
+}
+
+// VolumeStatus holds where the volume is attached and which PVC uses it.
+type VolumeStatus struct {
+	State            string           `json:"state,omitempty"`
+	CurrentNodeID    string           `json:"currentNodeID,omitempty"`
+	KubernetesStatus KubernetesStatus `json:"kubernetesStatus,omitempty"`
+}
+
+// KubernetesStatus links a bound Volume to its PV and PVC.
+type KubernetesStatus struct {
+	PVName    string `json:"pvName,omitempty"`
+	PVStatus  string `json:"pvStatus,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	PVCName   string `json:"pvcName,omitempty"`
+}
+
+// VolumeList is a list of Volumes.
+type VolumeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Volume `json:"items"`
+}
+
+// DeepCopyInto copies the receiver into out.
+func (v *Volume) DeepCopyInto(out *Volume) {
+	*out = *v
+	v.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+}
+
+// DeepCopyObject implements runtime.Object.
+func (v *Volume) DeepCopyObject() runtime.Object {
+	if v == nil {
+		return nil
+	}
+	out := new(Volume)
+	v.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *VolumeList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &VolumeList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	if l.Items != nil {
+		out.Items = make([]Volume, len(l.Items))
+		for i := range l.Items {
+			l.Items[i].DeepCopyInto(&out.Items[i])
+		}
+	}
+	return out
 }

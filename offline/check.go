@@ -55,23 +55,29 @@ type Report struct {
 const nextRunCount = 3
 
 // Check decides every document as the cluster would, with the configuration's stand-ins for cluster
-// state, at the instant now. Objects of kinds backupguard does not handle are skipped and counted.
+// state, at the instant now. Namespaces, StorageClasses, PersistentVolumes and RecurringJobs in the
+// input stand in for the cluster's when PVC labels are decided. Objects of kinds backupguard does not
+// check are skipped and counted.
 func Check(documents []Document, config *policies.Config, now time.Time) Report {
 	report := Report{Results: []Result{}}
+	inventory := takeInventory(documents)
 	var recurringJobs []policies.RecurringJobIdentity
 	var recurringJobResults []int
 	for _, document := range documents {
 		apiVersion, _ := document.Object["apiVersion"].(string)
 		kind, _ := document.Object["kind"].(string)
 		groupVersion, _ := schema.ParseGroupVersion(apiVersion)
-		if groupVersion.WithKind(kind).GroupKind() != longhorn.RecurringJobGVK.GroupKind() {
+		switch groupVersion.WithKind(kind).GroupKind() {
+		case longhorn.RecurringJobGVK.GroupKind():
+			result := checkRecurringJob(document, groupVersion, config, now)
+			recurringJobs = append(recurringJobs, policies.RecurringJobIdentity{Namespace: result.Namespace, Name: result.Name, Source: result.Source})
+			recurringJobResults = append(recurringJobResults, len(report.Results))
+			report.Results = append(report.Results, result)
+		case pvcGroupKind:
+			report.Results = append(report.Results, checkPVC(document, config, inventory))
+		default:
 			report.Summary.Skipped++
-			continue
 		}
-		result := checkRecurringJob(document, groupVersion, config, now)
-		recurringJobs = append(recurringJobs, policies.RecurringJobIdentity{Namespace: result.Namespace, Name: result.Name, Source: result.Source})
-		recurringJobResults = append(recurringJobResults, len(report.Results))
-		report.Results = append(report.Results, result)
 	}
 	for index, clash := range policies.RecurringJobNameClashes(recurringJobs) {
 		result := &report.Results[recurringJobResults[index]]

@@ -33,7 +33,13 @@ type Config struct {
 	APIVersion string         `json:"apiVersion"`
 	Kind       string         `json:"kind"`
 	Longhorn   LonghornConfig `json:"longhorn,omitempty"`
+	Labels     LabelsConfig   `json:"labels,omitempty"`
+
+	labelRules *LabelRules
 }
+
+// LabelRules returns the compiled label rules.
+func (c *Config) LabelRules() *LabelRules { return c.labelRules }
 
 // LonghornConfig describes the Longhorn installation backupguard guards.
 type LonghornConfig struct {
@@ -57,6 +63,7 @@ type OfflineSettings struct {
 func DefaultConfig() *Config {
 	config := &Config{APIVersion: ConfigAPIVersion, Kind: ConfigKind}
 	config.applyDefaults()
+	config.labelRules, _ = CompileLabelRules(config.Labels, field.NewPath("labels"))
 	return config
 }
 
@@ -95,10 +102,13 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	if len(strictErrs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", source, joinErrors(strictErrs))
 	}
-	if errs := ValidateConfig(config); len(errs) > 0 {
+	errs := ValidateConfig(config)
+	labelRules, ruleErrs := CompileLabelRules(config.Labels, field.NewPath("labels"))
+	if errs = append(errs, ruleErrs...); len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", source, errs.ToAggregate())
 	}
 	config.applyDefaults()
+	config.labelRules = labelRules
 	return config, nil
 }
 

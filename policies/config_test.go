@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -103,7 +104,7 @@ func TestParseConfig(t *testing.T) {
 			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})
@@ -115,7 +116,7 @@ func TestDefaultConfig(t *testing.T) {
 		Namespace: "longhorn-system",
 		Settings:  OfflineSettings{RecurringJobMaxRetention: new(100), AllowRecurringJobWhileVolumeDetached: new(false)},
 	}}
-	if diff := cmp.Diff(want, DefaultConfig()); diff != "" {
+	if diff := cmp.Diff(want, DefaultConfig(), cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("DefaultConfig (-want +got):\n%s", diff)
 	}
 }

@@ -45,10 +45,12 @@ type configFile struct {
 	log      logr.Logger
 	// refused is told about each refused file, e.g. to record an Event.
 	refused func(err error)
+	// changed is told about each applied change, e.g. to re-check every PVC.
+	changed func()
 }
 
 func newConfigFile(path string, interval time.Duration, log logr.Logger) (*configFile, error) {
-	file := &configFile{path: path, interval: interval, log: log, refused: func(error) {}}
+	file := &configFile{path: path, interval: interval, log: log, refused: func(error) {}, changed: func() {}}
 	config, err := loadConfig(path)
 	if err != nil {
 		return nil, err
@@ -105,6 +107,7 @@ func (f *configFile) reload() {
 	f.current.Store(config)
 	configReloads.WithLabelValues("applied").Inc()
 	f.log.Info("config reloaded", "file", f.path)
+	f.changed()
 }
 
 func (f *configFile) refuse(err error, data []byte) {

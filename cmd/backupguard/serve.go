@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,6 +26,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,7 +34,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/certs"
+	"github.com/backupguard/backupguard/controllers"
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/webhook"
 )
 
@@ -57,6 +62,8 @@ type serveOptions struct {
 	leaderElect        bool
 	leaderElectionNS   string
 	logLevel           string
+	sync               string
+	syncWritesPerSec   float64
 }
 
 func runServe(args []string, _ io.Writer, stderr io.Writer) int {
@@ -79,6 +86,8 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 	flags.BoolVar(&opts.leaderElect, "leader-elect", false, "elect a leader among replicas for the background loops (admission is served by every replica)")
 	flags.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	flags.StringVar(&opts.logLevel, "log-level", "info", "debug, info or error")
+	flags.StringVar(&opts.sync, "sync", "on", "label sync for PVCs and Volumes: on, dry-run (only log what it would change) or off")
+	flags.Float64Var(&opts.syncWritesPerSec, "sync-writes-per-second", 10, "the most label patches the sync sends per second")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -94,6 +103,16 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "backupguard serve: %s is required\n", required.flag)
 			return exitUsage
 		}
+	}
+	switch controllers.SyncMode(opts.sync) {
+	case controllers.SyncOn, controllers.SyncDryRun, controllers.SyncOff:
+	default:
+		fmt.Fprintf(stderr, "backupguard serve: --sync %q: must be on, dry-run or off\n", opts.sync)
+		return exitUsage
+	}
+	if opts.syncWritesPerSec <= 0 {
+		fmt.Fprintf(stderr, "backupguard serve: --sync-writes-per-second must be above 0\n")
+		return exitUsage
 	}
 	log, err := newLogger(opts.logLevel, stderr)
 	if err != nil {
@@ -139,10 +158,14 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			TLSOpts: certs.ServingOptions(opts.enableHTTP2),
 		}),
 		Cache: cache.Options{
-			// Only the Longhorn namespace's Settings are read; caching no more keeps memory flat.
+			// Longhorn objects are read in the Longhorn namespace only, and no cached object keeps its
+			// managedFields: that keeps memory flat on large clusters.
 			ByObject: map[client.Object]cache.ByObject{
-				&longhorn.Setting{}: {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
+				&longhorn.Setting{}:      {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
+				&longhorn.RecurringJob{}: {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
+				&longhorn.Volume{}:       {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
 			},
+			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
 	if err != nil {
@@ -152,9 +175,17 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err := mgr.Add(configFile); err != nil {
 		return err
 	}
-	// Start the Settings informer now, so readiness waits for it instead of the first admission request.
-	if _, err := mgr.GetCache().GetInformer(ctx, &longhorn.Setting{}); err != nil {
-		return fmt.Errorf("watching Longhorn Settings (is Longhorn, or its CRDs, installed?): %w", err)
+	if err := lookup.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("indexing the cache: %w", err)
+	}
+	// Start every informer now, so readiness waits for them instead of the first admission request.
+	for _, watched := range []client.Object{
+		&longhorn.Setting{}, &longhorn.RecurringJob{}, &longhorn.Volume{},
+		&corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}, &corev1.Namespace{}, &storagev1.StorageClass{},
+	} {
+		if _, err := mgr.GetCache().GetInformer(ctx, watched); err != nil {
+			return fmt.Errorf("watching %T (are Longhorn's CRDs installed?): %w", watched, err)
+		}
 	}
 
 	server := mgr.GetWebhookServer()
@@ -163,6 +194,28 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		Config: configFile.Config,
 		Clock:  clock.RealClock{},
 	}})
+	server.Register(webhook.PVCPath, &admission.Webhook{Handler: &webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}})
+	server.Register(webhook.VolumePath, &admission.Webhook{Handler: &webhook.VolumeLabeler{Reader: mgr.GetCache()}})
+
+	if mode := controllers.SyncMode(opts.sync); mode != controllers.SyncOff {
+		configChanged := make(chan event.GenericEvent, 1)
+		configFile.changed = func() {
+			select {
+			case configChanged <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
+			default: // a re-check of everything is already pending
+			}
+		}
+		sync := &controllers.LabelSync{
+			Client: mgr.GetClient(),
+			Config: configFile.Config,
+			Mode:   mode,
+			Writes: rate.NewLimiter(rate.Limit(opts.syncWritesPerSec), max(1, int(opts.syncWritesPerSec))),
+			Log:    log.WithName("label-sync"),
+		}
+		if err := sync.SetupWithManager(mgr, configChanged); err != nil {
+			return fmt.Errorf("setting up the label sync: %w", err)
+		}
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

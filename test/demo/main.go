@@ -42,12 +42,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	configPath := filepath.Join(c.Dir, "config.yaml")
-	config := "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  namespace: longhorn-system\n"
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		return err
-	}
-	step("Starting backupguard serve behind manifests/webhook (HTTPS, certificate from envtest's CA)")
+	configPath := filepath.Join(root, "manifests", "examples", "backupguard-config.yaml")
+	step("Starting backupguard serve behind manifests/webhook (HTTPS, certificate from envtest's CA) with manifests/examples/backupguard-config.yaml")
 	guard, err := c.StartBackupguard(ctx, binary, configPath)
 	if err != nil {
 		return err
@@ -75,8 +71,23 @@ func run() error {
 	step("What the cluster holds now")
 	show(c, "", "get", "recurringjobs", "--all-namespaces")
 
-	step("The same files checked offline, as CI would: backupguard validate --tz Europe/Berlin manifests/examples/recurringjobs")
-	validate := exec.Command(binary, "validate", "--tz", "Europe/Berlin", filepath.Join("manifests", "examples", "recurringjobs"))
+	step("Recurring-job labels: PVCs get what the config's rules say, as they are created")
+	for _, file := range []string{"01-namespace-and-storageclass.yaml", "02-pvcs.yaml"} {
+		fmt.Printf("\n$ kubectl apply -f manifests/examples/labels/%s\n", file)
+		result := c.RunKubectl("", "apply", "-f", filepath.Join(root, "manifests", "examples", "labels", file))
+		fmt.Print(result.Stdout, result.Stderr)
+	}
+	show(c, "", "get", "pvc", "-n", "shop", "-o", `custom-columns=PVC:.metadata.name,LABELS:.metadata.labels`)
+
+	step("Longhorn creates the Volume as pvc-<uid>: it gets the PVC's recurring labels at once, not 30 s later")
+	uid := strings.TrimSpace(c.RunKubectl("", "get", "pvc", "-n", "shop", "postgres-data", "-o", "jsonpath={.metadata.uid}").Stdout)
+	volume := fmt.Sprintf("apiVersion: longhorn.io/v1beta2\nkind: Volume\nmetadata:\n  name: pvc-%s\n  namespace: longhorn-system\nspec:\n  numberOfReplicas: 3\n", uid)
+	fmt.Printf("$ kubectl create -f - <<< 'Volume pvc-%s'\n", uid)
+	result := c.RunKubectl(volume, "create", "-f", "-", "-o", "jsonpath={.metadata.labels}")
+	fmt.Printf("%s%s\n", result.Stdout, result.Stderr)
+
+	step("The same files checked offline, as CI would: backupguard validate --config manifests/examples/backupguard-config.yaml --tz Europe/Berlin manifests/examples")
+	validate := exec.Command(binary, "validate", "--config", filepath.Join("manifests", "examples", "backupguard-config.yaml"), "--tz", "Europe/Berlin", filepath.Join("manifests", "examples"))
 	validate.Dir = root
 	validate.Stdout, validate.Stderr = os.Stdout, os.Stderr
 	err = validate.Run()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -31,7 +33,24 @@ var (
 	kube        client.Client
 )
 
-const baseConfig = "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlonghorn:\n  namespace: longhorn-system\n"
+const baseConfig = `apiVersion: backupguard.io/v1alpha1
+kind: Config
+labels:
+  rules:
+    - name: daily-for-labelled-namespaces
+      match:
+        namespaceSelector:
+          matchLabels: {backup: daily}
+      jobs: [e2e-daily]
+      groups: [e2e-critical]
+    - name: databases
+      match:
+        selector:
+          matchLabels: {app: postgres}
+      groups: [databases]
+longhorn:
+  namespace: longhorn-system
+`
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -70,12 +89,34 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	if err := createFixtures(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- backupguard log (%s) ---\n%s\n", guard.LogPath, lastLines(guard.Log(), 60))
 	}
 	guard.Stop()
 	return code
+}
+
+// createFixtures makes what every label test relies on: a Longhorn and a non-Longhorn StorageClass, and
+// the RecurringJob the config's first rule names (its group too); group "databases" stays unprovided.
+func createFixtures(ctx context.Context) error {
+	for _, object := range []client.Object{
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "longhorn"}, Provisioner: "driver.longhorn.io"},
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path"}, Provisioner: "rancher.io/local-path"},
+		&longhorn.RecurringJob{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-daily", Namespace: longhornNamespace},
+			Spec:       longhorn.RecurringJobSpec{Task: longhorn.TaskBackup, Cron: "0 2 * * *", Retain: 7, Groups: []string{"e2e-critical"}},
+		},
+	} {
+		if err := kube.Create(ctx, object); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // restartBackupguard replaces the running serve process, for tests that stop it.
@@ -116,3 +157,5 @@ func lastLines(text string, n int) string {
 func recurringJobYAML(namespace, name, spec string) string {
 	return fmt.Sprintf("apiVersion: longhorn.io/v1beta2\nkind: RecurringJob\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s", name, namespace, spec)
 }
+
+func mustQuantity(text string) resource.Quantity { return resource.MustParse(text) }

@@ -148,7 +148,18 @@ func TestParityBetweenClusterAndValidate(t *testing.T) {
 // validateOffline runs the real binary on the manifest and returns its one result.
 func validateOffline(t *testing.T, manifest string) offline.Result {
 	t.Helper()
-	command := exec.Command(binary, "validate", "-o", "json", "-")
+	report := validateOfflineAll(t, manifest)
+	if len(report.Results) != 1 {
+		t.Fatalf("validate: want 1 result, got %d", len(report.Results))
+	}
+	return report.Results[0]
+}
+
+// validateOfflineAll runs the real binary on the input and returns its report, checking the exit
+// status against the verdicts.
+func validateOfflineAll(t *testing.T, manifest string, flags ...string) offline.Report {
+	t.Helper()
+	command := exec.Command(binary, append(append([]string{"validate", "-o", "json"}, flags...), "-")...)
 	command.Stdin = strings.NewReader(manifest)
 	var stdout, stderr bytes.Buffer
 	command.Stdout, command.Stderr = &stdout, &stderr
@@ -161,17 +172,14 @@ func validateOffline(t *testing.T, manifest string) offline.Result {
 	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
 		t.Fatalf("validate -o json printed %q: %v", stdout.String(), err)
 	}
-	if len(report.Results) != 1 {
-		t.Fatalf("validate: want 1 result, got %d", len(report.Results))
-	}
 	wantExit := 0
-	if !report.Results[0].Allowed {
+	if report.Summary.Denied > 0 {
 		wantExit = 1
 	}
 	if command.ProcessState.ExitCode() != wantExit {
 		t.Errorf("validate exit status = %d, want %d", command.ProcessState.ExitCode(), wantExit)
 	}
-	return report.Results[0]
+	return report
 }
 
 var recurringJobResource = schema.GroupVersionResource{Group: "longhorn.io", Version: "v1beta2", Resource: "recurringjobs"}

@@ -1,0 +1,305 @@
+package policies
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/backupguard/backupguard/longhorn"
+)
+
+// Annotations backupguard reads and writes on PVCs.
+const (
+	// ManagedLabelsAnnotation lists, sorted and comma-separated, the labels backupguard added to a PVC,
+	// so that it removes exactly those when a rule stops applying and never a label a person set.
+	ManagedLabelsAnnotation = "backupguard.io/managed-labels"
+	// SkipAnnotation set to "true" on a PVC makes backupguard leave its labels alone.
+	SkipAnnotation = "backupguard.io/skip"
+	// betaStorageClassAnnotation is the pre-1.6 way to name a StorageClass, still honoured by Kubernetes.
+	betaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class"
+)
+
+// PVCEnvironment is what the label decision for a PVC needs besides the PVC.
+type PVCEnvironment struct {
+	// Namespace is the PVC's namespace: the admission request's, never the object's own say.
+	Namespace string
+	// NamespaceLabels are the labels of that Namespace; NamespaceFound is false when the Namespace
+	// object is not known (offline: not in the input).
+	NamespaceLabels map[string]string
+	NamespaceFound  bool
+	// StorageClass is the PVC's StorageClass, nil when the PVC names none or it is not found.
+	StorageClass *storagev1.StorageClass
+	// BoundPVDriver is the CSI driver of the PV a statically bound PVC names, "" when unknown.
+	BoundPVDriver string
+	// Offline says that a missing StorageClass or Namespace is missing from the input only, not from a
+	// cluster: the PVC is then assumed to be Longhorn's, with a warning.
+	Offline bool
+	// KnownJobs and KnownGroups are what the RecurringJobs that exist provide; nil when unknown, which
+	// turns off the warnings about rules naming jobs or groups nobody runs.
+	KnownJobs, KnownGroups sets.Set[string]
+}
+
+// LabelDecision is how a PVC's or Volume's labels must change.
+type LabelDecision struct {
+	// Patch turns the object's labels (and the managed-labels annotation) into the desired ones; empty
+	// when they are right already.
+	Patch []jsonpatch.Operation
+	// Labels are the labels the object ends with.
+	Labels   map[string]string
+	Warnings []string
+}
+
+// DecidePVCLabels works out a PVC's recurring-job labels: those of every matching rule, plus the
+// source label that makes Longhorn copy them to the Volume (labels on a PVC do nothing without it).
+//
+// Labels it added and no rule wants any more are removed, and labels a person set are kept. The source
+// label stays once backupguard has set it: without it Longhorn stops mirroring the PVC, and the Volume
+// would keep the removed jobs for good. A recurring label whose value is not "enabled" (which Longhorn
+// silently ignores) is corrected with a warning, unless the value says "off", which is left as written
+// with a warning that it has no effect.
+func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rules *LabelRules) LabelDecision {
+	current := pvc.Labels
+	if pvc.Annotations[SkipAnnotation] == "true" {
+		return LabelDecision{Labels: current}
+	}
+	isLonghorn, known, why := rules.isLonghornPVC(pvc, env)
+	var warnings []string
+	if why != "" {
+		warnings = append(warnings, why)
+	}
+	if !known {
+		// Without its StorageClass nothing can be decided; change nothing until it appears.
+		return LabelDecision{Labels: current, Warnings: warnings}
+	}
+	var matched []compiledRule
+	desired := sets.New[string]()
+	if isLonghorn {
+		if rules.usesNamespaceLabels() && !env.NamespaceFound {
+			warnings = append(warnings, fmt.Sprintf("namespace %q is not known, so rules with a namespaceSelector were not applied", env.Namespace))
+		}
+		for _, rule := range rules.rules {
+			if !rule.matches(pvc, env) {
+				continue
+			}
+			matched = append(matched, rule)
+			for _, job := range rule.jobs {
+				desired.Insert(longhorn.RecurringJobLabelPrefix + job)
+			}
+			for _, group := range rule.groups {
+				desired.Insert(longhorn.RecurringJobGroupLabelPrefix + group)
+			}
+		}
+	}
+	managed := parseManagedLabels(pvc.Annotations[ManagedLabelsAnnotation])
+	if desired.Len() > 0 || (isLonghorn && managed.Has(longhorn.RecurringJobSourceLabel)) {
+		desired.Insert(longhorn.RecurringJobSourceLabel)
+	}
+	warnings = append(warnings, unknownJobWarnings(matched, env)...)
+
+	result := maps.Clone(current)
+	if result == nil {
+		result = map[string]string{}
+	}
+	stillManaged := sets.New[string]()
+	for _, key := range sets.List(managed.Difference(desired)) {
+		// Ours to remove, unless a person has since given it another value.
+		if result[key] == longhorn.LabelEnabled {
+			delete(result, key)
+		}
+	}
+	for _, key := range sets.List(desired) {
+		value, present := result[key]
+		switch {
+		case !present:
+			result[key] = longhorn.LabelEnabled
+			stillManaged.Insert(key)
+		case managed.Has(key) && value == longhorn.LabelEnabled:
+			stillManaged.Insert(key)
+		}
+	}
+	if isLonghorn {
+		for _, key := range sets.List(sets.KeySet(result)) {
+			value := result[key]
+			switch {
+			case !longhorn.IsRecurringLabel(key) || value == longhorn.LabelEnabled:
+			case key == longhorn.RecurringJobSourceLabel && meansOff(value):
+				warnings = append(warnings, fmt.Sprintf("label %s=%q has no effect: Longhorn copies a PVC's recurring labels to its Volume only with %q", key, value, longhorn.LabelEnabled))
+			case meansOff(value):
+				warnings = append(warnings, fmt.Sprintf("label %s=%q has no effect: Longhorn only honours %q; remove the label to leave the job out", key, value, longhorn.LabelEnabled))
+			default:
+				warnings = append(warnings, fmt.Sprintf("label %s=%q was changed to %q: Longhorn ignores any other value", key, value, longhorn.LabelEnabled))
+				result[key] = longhorn.LabelEnabled
+			}
+		}
+	}
+	if len(result) == 0 && current == nil {
+		result = nil
+	}
+
+	annotations := maps.Clone(pvc.Annotations)
+	if stillManaged.Len() > 0 {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[ManagedLabelsAnnotation] = strings.Join(sets.List(stillManaged), ",")
+	} else {
+		delete(annotations, ManagedLabelsAnnotation)
+	}
+	patch := append(mapPatch("/metadata/labels", current, result), mapPatch("/metadata/annotations", pvc.Annotations, annotations)...)
+	return LabelDecision{Patch: patch, Labels: result, Warnings: warnings}
+}
+
+// meansOff tells whether a label value says the person wants the job off.
+func meansOff(value string) bool {
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "disabled", "false", "no", "off", "0":
+		return true
+	}
+	return false
+}
+
+// defaultStorageClassAnnotation marks the StorageClass that PVCs without one get.
+const defaultStorageClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
+// IsDefaultStorageClass tells whether class is the cluster's default.
+func IsDefaultStorageClass(class *storagev1.StorageClass) bool {
+	return class.Annotations[defaultStorageClassAnnotation] == "true"
+}
+
+// isLonghornPVC tells whether the PVC's volume comes from a configured provisioner; known is false when
+// that cannot be told (its StorageClass does not exist); why explains what is worth a warning.
+func (r *LabelRules) isLonghornPVC(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment) (isLonghorn, known bool, why string) {
+	className := StorageClassName(pvc)
+	switch {
+	case env.StorageClass != nil:
+		return r.provisioners.Has(env.StorageClass.Provisioner), true, ""
+	case env.BoundPVDriver != "":
+		return r.provisioners.Has(env.BoundPVDriver), true, ""
+	case env.Offline && className == "" && !NamesStorageClass(pvc):
+		// In the cluster the default StorageClass would be filled in before backupguard sees the PVC.
+		return true, true, fmt.Sprintf("no storageClassName and no default StorageClass in the input; assuming the cluster's default has one of the provisioners %s", strings.Join(sets.List(r.provisioners), ", "))
+	case className == "":
+		return false, true, ""
+	case env.Offline:
+		return true, true, fmt.Sprintf("StorageClass %q is not in the input; assuming its provisioner is one of %s", className, strings.Join(sets.List(r.provisioners), ", "))
+	case len(r.rules) == 0:
+		return false, false, ""
+	default:
+		return false, false, fmt.Sprintf("StorageClass %q does not exist, so backupguard cannot tell whether this is a Longhorn volume: its recurring-job labels were left as they are", className)
+	}
+}
+
+// NamesStorageClass tells whether the PVC says which class it wants, even "" for none; a PVC that does
+// not gets the cluster's default.
+func NamesStorageClass(pvc *corev1.PersistentVolumeClaim) bool {
+	_, annotated := pvc.Annotations[betaStorageClassAnnotation]
+	return pvc.Spec.StorageClassName != nil || annotated
+}
+
+// StorageClassName is the class a PVC asks for, from spec or the legacy annotation; "" for none.
+func StorageClassName(pvc *corev1.PersistentVolumeClaim) string {
+	if pvc.Spec.StorageClassName != nil {
+		return *pvc.Spec.StorageClassName
+	}
+	return pvc.Annotations[betaStorageClassAnnotation]
+}
+
+func (rule compiledRule) matches(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment) bool {
+	if rule.namespaces != nil && !rule.namespaces.Has(env.Namespace) {
+		return false
+	}
+	if rule.namespaceSelector != nil && (!env.NamespaceFound || !rule.namespaceSelector.Matches(labels.Set(env.NamespaceLabels))) {
+		return false
+	}
+	if rule.selector != nil && !rule.selector.Matches(labels.Set(pvc.Labels)) {
+		return false
+	}
+	if rule.storageClassNames != nil && !rule.storageClassNames.Has(StorageClassName(pvc)) {
+		return false
+	}
+	if rule.pvcs != nil && (pvc.Name == "" || !rule.pvcs.Has(env.Namespace+"/"+pvc.Name)) {
+		return false
+	}
+	return true
+}
+
+func unknownJobWarnings(matched []compiledRule, env PVCEnvironment) []string {
+	var warnings []string
+	for _, rule := range matched {
+		for _, job := range rule.jobs {
+			if env.KnownJobs != nil && !env.KnownJobs.Has(job) {
+				warnings = append(warnings, fmt.Sprintf("rule %q names recurring job %q, but no RecurringJob has that name: nothing will run for it", rule.name, job))
+			}
+		}
+		for _, group := range rule.groups {
+			if env.KnownGroups != nil && !env.KnownGroups.Has(group) {
+				warnings = append(warnings, fmt.Sprintf("rule %q names group %q, but no RecurringJob is in that group: nothing will run for it", rule.name, group))
+			}
+		}
+	}
+	return warnings
+}
+
+// parseManagedLabels reads the annotation; only recurring labels count, so an edited annotation can
+// never make backupguard remove an unrelated label.
+func parseManagedLabels(annotation string) sets.Set[string] {
+	managed := sets.New[string]()
+	for key := range strings.SplitSeq(annotation, ",") {
+		if key = strings.TrimSpace(key); longhorn.IsRecurringLabel(key) {
+			managed.Insert(key)
+		}
+	}
+	return managed
+}
+
+// DecideVolumeLabels gives a Volume exactly the recurring-job and group labels of its PVC when that PVC
+// is a recurring-job source: what Longhorn's own source sync converges to on its next resync, about 30
+// seconds later, but at once. A Volume without a source PVC keeps the labels people set on it.
+func DecideVolumeLabels(volume *longhorn.Volume, pvc *corev1.PersistentVolumeClaim) LabelDecision {
+	current := volume.Labels
+	if pvc == nil || pvc.Labels[longhorn.RecurringJobSourceLabel] != longhorn.LabelEnabled {
+		return LabelDecision{Labels: current}
+	}
+	result := map[string]string{}
+	for key, value := range current {
+		if !longhorn.IsRecurringLabel(key) || key == longhorn.RecurringJobSourceLabel {
+			result[key] = value
+		}
+	}
+	hasJobOrGroup := false
+	for key, value := range pvc.Labels {
+		if longhorn.IsRecurringLabel(key) && key != longhorn.RecurringJobSourceLabel {
+			result[key] = value
+			hasJobOrGroup = true
+		}
+	}
+	// Longhorn gives a Volume with no recurring label the default group; removing it would only start
+	// a tug of war with Longhorn.
+	defaultGroup := longhorn.RecurringJobGroupLabelPrefix + longhorn.DefaultGroup
+	if value, ok := current[defaultGroup]; ok && !hasJobOrGroup {
+		result[defaultGroup] = value
+	}
+	if len(result) == 0 && current == nil {
+		result = nil
+	}
+	return LabelDecision{Patch: mapPatch("/metadata/labels", current, result), Labels: result}
+}
+
+// PVCUIDOfVolume returns the UID of the PVC a dynamically provisioned Volume was made for: its name is
+// "pvc-" + that UID. ok is false for other names.
+func PVCUIDOfVolume(volumeName string) (string, bool) {
+	uid, ok := strings.CutPrefix(volumeName, "pvc-")
+	if !ok || !uidPattern.MatchString(uid) {
+		return "", false
+	}
+	return uid, true
+}
+
+var uidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/test/cluster"
+)
+
+func volumeLabels(t *testing.T, name string) map[string]string {
+	t.Helper()
+	volume := &longhorn.Volume{}
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: longhornNamespace, Name: name}, volume); err != nil {
+		t.Fatal(err)
+	}
+	return volume.Labels
+}
+
+func eventuallyLabels(t *testing.T, what string, want map[string]string, get func() map[string]string) {
+	t.Helper()
+	eventually(t, what, func() (bool, string) {
+		got := get()
+		return cmp.Equal(want, got), cmp.Diff(want, got)
+	})
+}
+
+// TestSyncLabelsWhatWasCreatedWhileServeWasDown stops serve: PVC creation still succeeds (the PVC
+// webhook fails open), and once serve is back the sync labels the PVC and its Volume.
+func TestSyncLabelsWhatWasCreatedWhileServeWasDown(t *testing.T) {
+	ctx := context.Background()
+	namespace := newNamespace(t, map[string]string{"backup": "daily"})
+	guard.Stop()
+	result := testCluster.RunKubectl(pvcYAML(namespace, "early", "longhorn", nil, nil), "create", "-f", "-", "-o", "jsonpath={.metadata.labels}")
+	if result.ExitCode != 0 || result.Stdout != "" {
+		restartBackupguard(t)
+		t.Fatalf("creating a PVC while backupguard is down: want success without labels, got %+v", result)
+	}
+	pvc := getPVC(t, namespace, "early")
+	volumeName := "pvc-" + string(pvc.UID)
+	// A static Volume too, linked to its PVC only through status.kubernetesStatus.
+	staticPVC := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "static", Namespace: namespace}, Spec: pvcSpec("longhorn")}
+	if err := kube.Create(ctx, staticPVC); err != nil {
+		restartBackupguard(t)
+		t.Fatal(err)
+	}
+	staticVolume := newVolume("static-volume-"+namespace, nil)
+	if err := kube.Create(ctx, newVolume(volumeName, nil)); err != nil {
+		restartBackupguard(t)
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, staticVolume); err != nil {
+		restartBackupguard(t)
+		t.Fatal(err)
+	}
+	staticVolume.Status.KubernetesStatus = longhorn.KubernetesStatus{Namespace: namespace, PVCName: "static", PVName: staticVolume.Name}
+	if err := kube.Status().Update(ctx, staticVolume); err != nil {
+		restartBackupguard(t)
+		t.Fatal(err)
+	}
+	restartBackupguard(t)
+
+	eventuallyLabels(t, "the PVC to be labelled by the sync", dailyLabels, func() map[string]string { return getPVC(t, namespace, "early").Labels })
+	if diff := cmp.Diff(dailyManaged, getPVC(t, namespace, "early").Annotations[managedKey]); diff != "" {
+		t.Errorf("managed-labels annotation (-want +got):\n%s", diff)
+	}
+	volumeWant := map[string]string{jobLabel: "enabled", groupLabel: "enabled"}
+	eventuallyLabels(t, "the Volume to be labelled by the sync", volumeWant, func() map[string]string { return volumeLabels(t, volumeName) })
+	eventuallyLabels(t, "the static Volume to be labelled by the sync", volumeWant, func() map[string]string { return volumeLabels(t, staticVolume.Name) })
+}
+
+// TestNamespaceLabelChangeRelabelsItsPVCs labels a namespace after its PVC exists.
+func TestNamespaceLabelChangeRelabelsItsPVCs(t *testing.T) {
+	ctx := context.Background()
+	namespace := newNamespace(t, nil)
+	assertKubectl(t, testCluster.RunKubectl(pvcYAML(namespace, "data", "longhorn", nil, nil), "create", "-f", "-", "-o", "jsonpath={.metadata.labels}"), cluster.KubectlResult{})
+	ns := &corev1.Namespace{}
+	if err := kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["backup"] = "daily"
+	if err := kube.Update(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyLabels(t, "the PVC to follow its namespace's labels", dailyLabels, func() map[string]string { return getPVC(t, namespace, "data").Labels })
+}
+
+// TestRemovedRuleRemovesOnlyTheLabelsBackupguardAdded changes the config under the running server: the
+// removed rule's job label goes, a hand-set label stays.
+func TestRemovedRuleRemovesOnlyTheLabelsBackupguardAdded(t *testing.T) {
+	t.Cleanup(func() { writeConfig(t, baseConfig) })
+	namespace := newNamespace(t, nil)
+	writeConfig(t, baseConfig+"    # an extra rule, removed again below\n")
+	withExtraRule := baseConfig[:len(baseConfig)-len("longhorn:\n  namespace: longhorn-system\n")] +
+		"    - name: extra\n      match:\n        namespaces: [" + namespace + "]\n      jobs: [extra]\n" +
+		"longhorn:\n  namespace: longhorn-system\n"
+	applied := reloadCount(t, "applied")
+	writeConfig(t, withExtraRule)
+	eventually(t, "the config with the extra rule to apply", func() (bool, string) {
+		got := reloadCount(t, "applied")
+		return got != applied, "applied=" + got
+	})
+	handSet := map[string]string{"recurring-job.longhorn.io/by-hand": "enabled", "team": "storage"}
+	manifest := pvcYAML(namespace, "data", "longhorn", handSet, nil)
+	eventually(t, "the extra rule to label new PVCs", func() (bool, string) {
+		result := testCluster.RunKubectl(manifest, "create", "--dry-run=server", "-f", "-", "-o", "jsonpath={.metadata.labels.recurring-job\\.longhorn\\.io/extra}")
+		return result.Stdout == "enabled", result.Stdout + result.Stderr
+	})
+	assertKubectl(t, testCluster.RunKubectl(manifest, "create", "-f", "-", "-o", "name"), cluster.KubectlResult{
+		Stdout: "persistentvolumeclaim/data\n",
+		Stderr: `Warning: rule "extra" names recurring job "extra", but no RecurringJob has that name: nothing will run for it` + "\n",
+	})
+	want := map[string]string{"recurring-job.longhorn.io/by-hand": "enabled", "team": "storage", "recurring-job.longhorn.io/extra": "enabled", sourceLabel: "enabled"}
+	if diff := cmp.Diff(want, getPVC(t, namespace, "data").Labels); diff != "" {
+		t.Fatalf("labels with the extra rule (-want +got):\n%s", diff)
+	}
+
+	// The source label stays, so that Longhorn keeps mirroring the PVC and the Volume loses the job too.
+	writeConfig(t, baseConfig)
+	withSource := map[string]string{"recurring-job.longhorn.io/by-hand": "enabled", "team": "storage", sourceLabel: "enabled"}
+	eventuallyLabels(t, "the extra rule's labels to go", withSource, func() map[string]string { return getPVC(t, namespace, "data").Labels })
+	if diff := cmp.Diff(sourceLabel, getPVC(t, namespace, "data").Annotations[managedKey]); diff != "" {
+		t.Errorf("managed-labels annotation (-want +got):\n%s", diff)
+	}
+}
+
+// TestServerSideApplyShowsNoDrift: the mutation is deterministic, so re-applying the same manifest (what
+// Flux does on every reconcile) writes nothing and kubectl diff shows nothing. The API server itself
+// rewrites a PVC once on its second server-side apply even where no webhook acts, so the same manifest
+// in kube-system (excluded from backupguard) is the baseline backupguard must not add writes to.
+func TestServerSideApplyShowsNoDrift(t *testing.T) {
+	namespace := newNamespace(t, map[string]string{"backup": "daily"})
+	labels := map[string]string{"app": "web"}
+	applyThrice := func(namespace string) []string {
+		manifest := pvcYAML(namespace, "ssa-"+strings.ToLower(t.Name()[len(t.Name())-5:]), "longhorn", labels, nil)
+		var versions []string
+		for range 3 {
+			result := testCluster.RunKubectl(manifest, "apply", "--server-side", "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}")
+			if result.ExitCode != 0 {
+				t.Fatalf("kubectl apply --server-side: %+v", result)
+			}
+			versions = append(versions, result.Stdout)
+		}
+		assertKubectl(t, testCluster.RunKubectl(manifest, "diff", "--server-side", "-f", "-"), cluster.KubectlResult{})
+		return versions
+	}
+	baseline := applyThrice("kube-system")
+	guarded := applyThrice(namespace)
+	if guarded[2] != guarded[1] {
+		t.Errorf("the third identical apply wrote the PVC: resourceVersions %v", guarded)
+	}
+	if (baseline[1] == baseline[0]) != (guarded[1] == guarded[0]) {
+		t.Errorf("backupguard changed whether the second apply writes: baseline %v, with backupguard %v", baseline, guarded)
+	}
+	pvc := getPVC(t, namespace, "ssa-"+strings.ToLower(t.Name()[len(t.Name())-5:]))
+	want := map[string]string{"app": "web", jobLabel: "enabled", groupLabel: "enabled", sourceLabel: "enabled"}
+	if diff := cmp.Diff(want, pvc.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+}
+
+// metricValue reads one sample from backupguard's /metrics, "0" when absent.
+func metricValue(t *testing.T, sample string) string {
+	t.Helper()
+	response, err := http.Get(guard.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer response.Body.Close()
+	scanner := bufio.NewScanner(response.Body)
+	for scanner.Scan() {
+		if value, found := strings.CutPrefix(scanner.Text(), sample+" "); found {
+			return value
+		}
+	}
+	return "0"
+}
+
+// TestDryRunSyncOnlyLogs starts serve with --sync=dry-run over an unlabelled PVC: the sync counts and
+// logs the change it would make and writes nothing; back in normal mode the PVC is labelled.
+func TestDryRunSyncOnlyLogs(t *testing.T) {
+	namespace := newNamespace(t, map[string]string{"backup": "daily"})
+	guard.Stop()
+	result := testCluster.RunKubectl(pvcYAML(namespace, "untouched", "longhorn", nil, nil), "create", "-f", "-", "-o", "name")
+	var err error
+	guard, err = testCluster.StartBackupguard(context.Background(), binary, configPath, "--sync=dry-run")
+	if err != nil {
+		restartBackupguard(t)
+		t.Fatal(err)
+	}
+	if result.ExitCode != 0 {
+		t.Fatalf("kubectl create: %+v", result)
+	}
+	eventually(t, "the dry run to find the PVC", func() (bool, string) {
+		for _, line := range logLines("dry run: would patch labels") {
+			if line["namespace"] == namespace && line["name"] == "untouched" {
+				return true, ""
+			}
+		}
+		return false, lastLines(guard.Log(), 5)
+	})
+	if value := metricValue(t, `backupguard_label_sync_changes_total{kind="PersistentVolumeClaim",result="would-patch"}`); value == "0" {
+		t.Errorf("would-patch counter is %s, want at least 1", value)
+	}
+	if labels := getPVC(t, namespace, "untouched").Labels; len(labels) != 0 {
+		t.Errorf("a dry run wrote labels: %v", labels)
+	}
+	guard.Stop()
+	restartBackupguard(t)
+	eventuallyLabels(t, "the PVC to be labelled once the sync is on", dailyLabels, func() map[string]string { return getPVC(t, namespace, "untouched").Labels })
+}
