@@ -125,7 +125,8 @@ func (s *LabelSync) write(ctx context.Context, object client.Object, kind string
 	if err != nil {
 		return err
 	}
-	if err := s.Client.Patch(ctx, object, client.RawPatch(types.JSONPatchType, data)); err != nil {
+	// The cached object is shared and must not receive the response: patch a copy.
+	if err := s.Client.Patch(ctx, object.DeepCopyObject().(client.Object), client.RawPatch(types.JSONPatchType, data)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

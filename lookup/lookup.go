@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +26,8 @@ const (
 	PVCByStorageClass = "backupguard.io/pvc-storage-class"
 	// VolumeByPVC indexes Volumes by "namespace/name" of the PVC in status.kubernetesStatus.
 	VolumeByPVC = "backupguard.io/volume-pvc"
+	// PodByClaim indexes Pods by "namespace/claim" of every PVC they mount.
+	PodByClaim = "backupguard.io/pod-claims"
 )
 
 // AddIndexes registers the cache indexes the lookups use.
@@ -35,6 +39,16 @@ func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	}
 	if err := indexer.IndexField(ctx, &corev1.PersistentVolumeClaim{}, PVCByStorageClass, func(object client.Object) []string {
 		return []string{policies.StorageClassName(object.(*corev1.PersistentVolumeClaim))}
+	}); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &corev1.Pod{}, PodByClaim, func(object client.Object) []string {
+		pod := object.(*corev1.Pod)
+		claims := policies.ClaimNames(&pod.Spec)
+		for i, claim := range claims {
+			claims[i] = pod.Namespace + "/" + claim
+		}
+		return claims
 	}); err != nil {
 		return err
 	}
@@ -116,4 +130,109 @@ func PVCOfVolume(ctx context.Context, reader client.Reader, volume *longhorn.Vol
 		return nil, fmt.Errorf("reading PVC %s/%s: %w", status.Namespace, status.PVCName, err)
 	}
 	return pvc, nil
+}
+
+// jobNameLabels are the labels the Job controller puts on a Job's pods.
+var jobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
+
+// Placement gathers what placing a backup Job in namespace needs: each mounted PVC, the pods (other
+// than the Job's own) that use it, its PV and Longhorn Volume, and the Nodes they point at.
+func Placement(ctx context.Context, reader client.Reader, namespace string, job *batchv1.Job, longhornNamespace string) (policies.PlacementInput, error) {
+	input := policies.PlacementInput{Job: job, Claims: map[string]policies.ClaimFacts{}, Nodes: map[string]*corev1.Node{}}
+	for _, claim := range policies.ClaimNames(&job.Spec.Template.Spec) {
+		var facts policies.ClaimFacts
+		pvc := &corev1.PersistentVolumeClaim{}
+		switch err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: claim}, pvc); {
+		case apierrors.IsNotFound(err):
+			input.Claims[claim] = facts
+			continue
+		case err != nil:
+			return input, fmt.Errorf("reading PVC %s/%s: %w", namespace, claim, err)
+		}
+		facts.PVC = pvc
+		pods := &corev1.PodList{}
+		if err := reader.List(ctx, pods, client.MatchingFields{PodByClaim: namespace + "/" + claim}); err != nil {
+			return input, fmt.Errorf("listing the pods that mount PVC %s/%s: %w", namespace, claim, err)
+		}
+		for _, pod := range pods.Items {
+			if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed && !isJobPod(&pod, job) {
+				facts.Pods = append(facts.Pods, pod)
+			}
+		}
+		if pvc.Spec.VolumeName != "" {
+			pv := &corev1.PersistentVolume{}
+			switch err := reader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); {
+			case err == nil:
+				facts.PV = pv
+			case !apierrors.IsNotFound(err):
+				return input, fmt.Errorf("reading PersistentVolume %s: %w", pvc.Spec.VolumeName, err)
+			}
+		}
+		if facts.PV != nil && facts.PV.Spec.CSI != nil && facts.PV.Spec.CSI.Driver == longhorn.CSIDriver {
+			volume := &longhorn.Volume{}
+			switch err := reader.Get(ctx, client.ObjectKey{Namespace: longhornNamespace, Name: facts.PV.Spec.CSI.VolumeHandle}, volume); {
+			case err == nil:
+				facts.Volume = volume
+			case !apierrors.IsNotFound(err):
+				return input, fmt.Errorf("reading Longhorn volume %s: %w", facts.PV.Spec.CSI.VolumeHandle, err)
+			}
+		}
+		input.Claims[claim] = facts
+	}
+	for _, name := range policies.NodesOfInterest(input) {
+		node := &corev1.Node{}
+		switch err := reader.Get(ctx, client.ObjectKey{Name: name}, node); {
+		case err == nil:
+			input.Nodes[name] = node
+		case !apierrors.IsNotFound(err):
+			return input, fmt.Errorf("reading node %s: %w", name, err)
+		}
+	}
+	return input, nil
+}
+
+func isJobPod(pod *corev1.Pod, job *batchv1.Job) bool {
+	if job.Name == "" {
+		return false
+	}
+	for _, label := range jobNameLabels {
+		if pod.Labels[label] == job.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// SlimPod keeps only what placement reads of a Pod, so that tens of thousands of cached pods stay small.
+func SlimPod(object any) (any, error) {
+	pod, ok := object.(*corev1.Pod)
+	if !ok {
+		return object, nil
+	}
+	slim := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			Labels: pod.Labels, OwnerReferences: pod.OwnerReferences,
+		},
+		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase},
+	}
+	for _, volume := range pod.Spec.Volumes {
+		if volume.PersistentVolumeClaim != nil {
+			slim.Spec.Volumes = append(slim.Spec.Volumes, corev1.Volume{Name: volume.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: volume.PersistentVolumeClaim}})
+		}
+	}
+	return slim, nil
+}
+
+// SlimNode keeps only a Node's name, labels and taints.
+func SlimNode(object any) (any, error) {
+	node, ok := object.(*corev1.Node)
+	if !ok {
+		return object, nil
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: node.Name, UID: node.UID, ResourceVersion: node.ResourceVersion, Labels: node.Labels},
+		Spec:       corev1.NodeSpec{Taints: node.Spec.Taints},
+	}, nil
 }

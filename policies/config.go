@@ -30,13 +30,18 @@ const (
 
 // Config is backupguard's configuration, shared by `serve` and `validate`.
 type Config struct {
-	APIVersion string         `json:"apiVersion"`
-	Kind       string         `json:"kind"`
-	Longhorn   LonghornConfig `json:"longhorn,omitempty"`
-	Labels     LabelsConfig   `json:"labels,omitempty"`
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Longhorn   LonghornConfig   `json:"longhorn,omitempty"`
+	Labels     LabelsConfig     `json:"labels,omitempty"`
+	BackupJobs BackupJobsConfig `json:"backupJobs,omitempty"`
 
-	labelRules *LabelRules
+	labelRules     *LabelRules
+	backupJobRules *BackupJobRules
 }
+
+// BackupJobRules returns the compiled backup-Job settings.
+func (c *Config) BackupJobRules() *BackupJobRules { return c.backupJobRules }
 
 // LabelRules returns the compiled label rules.
 func (c *Config) LabelRules() *LabelRules { return c.labelRules }
@@ -64,6 +69,7 @@ func DefaultConfig() *Config {
 	config := &Config{APIVersion: ConfigAPIVersion, Kind: ConfigKind}
 	config.applyDefaults()
 	config.labelRules, _ = CompileLabelRules(config.Labels, field.NewPath("labels"))
+	config.backupJobRules, _ = CompileBackupJobRules(config.BackupJobs, field.NewPath("backupJobs"))
 	return config
 }
 
@@ -104,11 +110,13 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	}
 	errs := ValidateConfig(config)
 	labelRules, ruleErrs := CompileLabelRules(config.Labels, field.NewPath("labels"))
-	if errs = append(errs, ruleErrs...); len(errs) > 0 {
+	backupJobRules, jobErrs := CompileBackupJobRules(config.BackupJobs, field.NewPath("backupJobs"))
+	if errs = append(append(errs, ruleErrs...), jobErrs...); len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", source, errs.ToAggregate())
 	}
 	config.applyDefaults()
 	config.labelRules = labelRules
+	config.backupJobRules = backupJobRules
 	return config, nil
 }
 

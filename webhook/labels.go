@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,7 +46,8 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	if err != nil {
 		return allowedUnlabelled(err)
 	}
-	return patched(policies.DecidePVCLabels(pvc, env, config.LabelRules()))
+	decision := policies.DecidePVCLabels(pvc, env, config.LabelRules())
+	return patched(decision.Patch, decision.Warnings)
 }
 
 // VolumeLabeler gives Longhorn Volumes the recurring labels of their source PVC at once.
@@ -71,7 +73,8 @@ func (l *VolumeLabeler) Handle(ctx context.Context, req admission.Request) admis
 	if err != nil {
 		return allowedUnlabelled(err)
 	}
-	return patched(policies.DecideVolumeLabels(volume, pvc))
+	decision := policies.DecideVolumeLabels(volume, pvc)
+	return patched(decision.Patch, decision.Warnings)
 }
 
 // allowedUnlabelled admits an object whose labels could not be decided. A denial would block PVCs and
@@ -83,20 +86,20 @@ func allowedUnlabelled(err error) admission.Response {
 	return response
 }
 
-// patched answers with the decision's JSON patch, or a plain allow when nothing changes.
-func patched(decision policies.LabelDecision) admission.Response {
-	if len(decision.Patch) == 0 {
+// patched answers with a policy's JSON patch, or a plain allow when nothing changes.
+func patched(patch []jsonpatch.Operation, warnings []string) admission.Response {
+	if len(patch) == 0 {
 		response := admission.Allowed("")
-		response.Warnings = decision.Warnings
+		response.Warnings = warnings
 		return response
 	}
 	patchType := admissionv1.PatchTypeJSONPatch
 	return admission.Response{
-		Patches: decision.Patch,
+		Patches: patch,
 		AdmissionResponse: admissionv1.AdmissionResponse{
 			Allowed:   true,
 			PatchType: &patchType,
-			Warnings:  decision.Warnings,
+			Warnings:  warnings,
 		},
 	}
 }

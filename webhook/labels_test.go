@@ -123,7 +123,7 @@ func TestPVCLabelerHandle(t *testing.T) {
 				return errors.New("cache not ready")
 			}},
 			request: pvcRequest,
-			want: allowed("backupguard could not decide the recurring-job labels (reading namespace shop: cache not ready); its background sync will add them"),
+			want:    allowed("backupguard could not decide the recurring-job labels (reading namespace shop: cache not ready); its background sync will add them"),
 		},
 		"a RecurringJob sent to the PVC endpoint is a bad request": {
 			request: requestJSON("CREATE", "longhorn-system", recurringJobKind, jobJSON("daily", dailySpec)),

@@ -157,16 +157,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			CertDir: opts.certDir,
 			TLSOpts: certs.ServingOptions(opts.enableHTTP2),
 		}),
-		Cache: cache.Options{
-			// Longhorn objects are read in the Longhorn namespace only, and no cached object keeps its
-			// managedFields: that keeps memory flat on large clusters.
-			ByObject: map[client.Object]cache.ByObject{
-				&longhorn.Setting{}:      {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
-				&longhorn.RecurringJob{}: {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
-				&longhorn.Volume{}:       {Namespaces: map[string]cache.Config{config.Longhorn.Namespace: {}}},
-			},
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
+		Cache: lookup.CacheOptions(config.Longhorn.Namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the manager: %w", err)
@@ -182,6 +173,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	for _, watched := range []client.Object{
 		&longhorn.Setting{}, &longhorn.RecurringJob{}, &longhorn.Volume{},
 		&corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}, &corev1.Namespace{}, &storagev1.StorageClass{},
+		&corev1.Pod{}, &corev1.Node{},
 	} {
 		if _, err := mgr.GetCache().GetInformer(ctx, watched); err != nil {
 			return fmt.Errorf("watching %T (are Longhorn's CRDs installed?): %w", watched, err)
@@ -196,6 +188,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}})
 	server.Register(webhook.PVCPath, &admission.Webhook{Handler: &webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}})
 	server.Register(webhook.VolumePath, &admission.Webhook{Handler: &webhook.VolumeLabeler{Reader: mgr.GetCache()}})
+	server.Register(webhook.JobPath, &admission.Webhook{Handler: &webhook.JobPlacer{Reader: mgr.GetCache(), Config: configFile.Config}})
 
 	if mode := controllers.SyncMode(opts.sync); mode != controllers.SyncOff {
 		configChanged := make(chan event.GenericEvent, 1)

@@ -130,7 +130,7 @@ func restartBackupguard(t *testing.T) {
 
 // eventually polls condition until it holds or the deadline passes; it waits for the system, it does
 // not time it.
-func eventually(t *testing.T, what string, condition func() (bool, string)) {
+func eventually(t testing.TB, what string, condition func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -17,19 +15,7 @@ import (
 // reloadCount reads backupguard_config_reloads_total{result=...} from the metrics endpoint.
 func reloadCount(t *testing.T, result string) string {
 	t.Helper()
-	response, err := http.Get(guard.MetricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer response.Body.Close()
-	prefix := fmt.Sprintf(`backupguard_config_reloads_total{result=%q} `, result)
-	scanner := bufio.NewScanner(response.Body)
-	for scanner.Scan() {
-		if value, found := strings.CutPrefix(scanner.Text(), prefix); found {
-			return value
-		}
-	}
-	return "0"
+	return metricValue(t, fmt.Sprintf(`backupguard_config_reloads_total{result=%q}`, result))
 }
 
 // logLines returns backupguard's JSON log lines whose message is msg.

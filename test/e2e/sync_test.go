@@ -168,7 +168,7 @@ func TestServerSideApplyShowsNoDrift(t *testing.T) {
 }
 
 // metricValue reads one sample from backupguard's /metrics, "0" when absent.
-func metricValue(t *testing.T, sample string) string {
+func metricValue(t testing.TB, sample string) string {
 	t.Helper()
 	response, err := http.Get(guard.MetricsURL)
 	if err != nil {
