@@ -75,6 +75,12 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 			report.Results = append(report.Results, result)
 		case pvcGroupKind:
 			report.Results = append(report.Results, checkPVC(document, config, inventory))
+		case jobGroupKind, cronJobGroupKind:
+			if result, selected := checkBackupJob(document, groupVersion.WithKind(kind).GroupKind(), config, inventory); selected {
+				report.Results = append(report.Results, result)
+			} else {
+				report.Summary.Skipped++
+			}
 		default:
 			report.Summary.Skipped++
 		}

@@ -20,6 +20,7 @@ var (
 	namespaceGroupKind    = schema.GroupKind{Kind: "Namespace"}
 	pvGroupKind           = schema.GroupKind{Kind: "PersistentVolume"}
 	storageClassGroupKind = schema.GroupKind{Group: "storage.k8s.io", Kind: "StorageClass"}
+	nodeGroupKind         = schema.GroupKind{Kind: "Node"}
 )
 
 // inventory is the cluster state found in the input itself.
@@ -31,15 +32,25 @@ type inventory struct {
 	// knownJobs and knownGroups are nil when the input holds no RecurringJob: then nothing is known
 	// about which jobs exist, and no warning is given about rules naming missing ones.
 	knownJobs, knownGroups sets.Set[string]
+	// What placing backup Jobs reads, by "namespace/name" (PVs and Nodes by name).
+	pvcs        map[string]*corev1.PersistentVolumeClaim
+	podsByClaim map[string][]corev1.Pod
+	pvs         map[string]*corev1.PersistentVolume
+	nodes       map[string]*corev1.Node
 }
 
 func takeInventory(documents []Document) inventory {
-	found := inventory{namespaces: map[string]map[string]string{}, storageClasses: map[string]*storagev1.StorageClass{}, pvDrivers: map[string]string{}}
+	found := inventory{
+		namespaces: map[string]map[string]string{}, storageClasses: map[string]*storagev1.StorageClass{}, pvDrivers: map[string]string{},
+		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]corev1.Pod{}, pvs: map[string]*corev1.PersistentVolume{}, nodes: map[string]*corev1.Node{},
+	}
 	for _, document := range documents {
 		apiVersion, _ := document.Object["apiVersion"].(string)
 		kind, _ := document.Object["kind"].(string)
 		groupVersion, _ := schema.ParseGroupVersion(apiVersion)
-		switch groupVersion.WithKind(kind).GroupKind() {
+		groupKind := groupVersion.WithKind(kind).GroupKind()
+		found.addWorkloads(document, groupKind)
+		switch groupKind {
 		case namespaceGroupKind:
 			namespace := &corev1.Namespace{}
 			if decodeInto(document.Object, namespace) == nil {

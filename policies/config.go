@@ -35,10 +35,16 @@ type Config struct {
 	Longhorn   LonghornConfig   `json:"longhorn,omitempty"`
 	Labels     LabelsConfig     `json:"labels,omitempty"`
 	BackupJobs BackupJobsConfig `json:"backupJobs,omitempty"`
+	// Window is the S3 window; without it Longhorn's egress is never fenced.
+	Window *WindowConfig `json:"window,omitempty"`
 
 	labelRules     *LabelRules
 	backupJobRules *BackupJobRules
+	window         *Window
 }
+
+// CompiledWindow returns the compiled S3 window, nil when none is configured.
+func (c *Config) CompiledWindow() *Window { return c.window }
 
 // BackupJobRules returns the compiled backup-Job settings.
 func (c *Config) BackupJobRules() *BackupJobRules { return c.backupJobRules }
@@ -111,12 +117,14 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	errs := ValidateConfig(config)
 	labelRules, ruleErrs := CompileLabelRules(config.Labels, field.NewPath("labels"))
 	backupJobRules, jobErrs := CompileBackupJobRules(config.BackupJobs, field.NewPath("backupJobs"))
-	if errs = append(append(errs, ruleErrs...), jobErrs...); len(errs) > 0 {
+	window, windowErrs := CompileWindow(config.Window, field.NewPath("window"))
+	if errs = append(append(append(errs, ruleErrs...), jobErrs...), windowErrs...); len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", source, errs.ToAggregate())
 	}
 	config.applyDefaults()
 	config.labelRules = labelRules
 	config.backupJobRules = backupJobRules
+	config.window = window
 	return config, nil
 }
 

@@ -60,6 +60,9 @@ type PlacementInput struct {
 	// Nodes holds the Node objects of the nodes the claims point at, by name (missing when unknown).
 	Nodes      map[string]*corev1.Node
 	Unresolved UnresolvedNodePolicy
+	// Offline says the facts come from manifest files: what only the cluster knows (a PVC not in the
+	// input, its phase, where its volume is attached) is reported as a warning instead of denied.
+	Offline bool
 }
 
 // Placement is the verdict on a backup Job: violations (deny), or a patch that pins it to the node of
@@ -125,7 +128,7 @@ func PlaceBackupJob(input PlacementInput) Placement {
 		}
 		claim := volume.PersistentVolumeClaim.ClaimName
 		path := volumesPath.Index(i).Child("persistentVolumeClaim", "claimName")
-		pin, errs, warnings := resolveClaimNode(claim, input.Claims[claim], input.Unresolved, path)
+		pin, errs, warnings := resolveClaimNode(claim, input.Claims[claim], input.Unresolved, input.Offline, path)
 		placement.Errors = append(placement.Errors, errs...)
 		placement.Warnings = append(placement.Warnings, warnings...)
 		if pin.node != "" && !slices.ContainsFunc(pins, func(p claimNode) bool { return p.claim == claim }) {
@@ -157,13 +160,17 @@ func PlaceBackupJob(input PlacementInput) Placement {
 	return placement
 }
 
-func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodePolicy, path *field.Path) (claimNode, field.ErrorList, []string) {
+func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodePolicy, offline bool, path *field.Path) (claimNode, field.ErrorList, []string) {
 	pvc := facts.PVC
 	switch {
+	case pvc == nil && offline:
+		return claimNode{}, nil, []string{fmt.Sprintf("PVC %q is not in the input: where it is attached is checked in the cluster", claim)}
 	case pvc == nil:
 		return claimNode{}, field.ErrorList{field.NotFound(path, claim)}, nil
 	case !needsPin(pvc):
 		return claimNode{}, nil, nil
+	case offline && pvc.Status.Phase == "":
+		// Manifests carry no status; whether the PVC is Bound is the cluster's to say.
 	case pvc.Status.Phase != corev1.ClaimBound:
 		return claimNode{}, field.ErrorList{field.Invalid(path, claim, fmt.Sprintf("PVC is %s, not Bound: the backup pod would wait for it forever", phaseOf(pvc)))}, nil
 	}
@@ -198,6 +205,9 @@ func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodeP
 		return claimNode{claim: claim, node: node, source: "its " + NodeAnnotation + " annotation says so"}, nil, nil
 	}
 	tried = append(tried, "it has no "+NodeAnnotation+" annotation")
+	if offline {
+		return claimNode{}, nil, []string{fmt.Sprintf("the node of ReadWriteOnce PVC %q is resolved in the cluster (running pods, Longhorn attachment, PV affinity)", claim)}
+	}
 	message := fmt.Sprintf("cannot tell which node ReadWriteOnce PVC %q is on: %s", claim, strings.Join(tried, ", "))
 	if unresolved == UnresolvedAllow {
 		return claimNode{}, nil, []string{message + "; the Job is left unpinned (backupJobs.unresolvedNode: Allow)"}
@@ -300,13 +310,19 @@ func affinityPatch(spec *corev1.PodSpec, hostname string) []jsonpatch.Operation 
 	return operations
 }
 
+// nodeConditionTaintPrefix marks the taints Kubernetes sets for a node's condition (not ready,
+// unreachable, under pressure, cordoned). They pass; a backup pod should wait for them rather than run
+// on a sick node, so they are never tolerated.
+const nodeConditionTaintPrefix = "node.kubernetes.io/"
+
 // tolerationsPatch tolerates the node's NoSchedule and NoExecute taints that the pod does not tolerate
-// yet, so the pod can run on a tainted node (the case k8up left open).
+// yet, so the pod can run on a dedicated node (the tainted-node case k8up left open).
 func tolerationsPatch(spec *corev1.PodSpec, node *corev1.Node) []jsonpatch.Operation {
 	var missing []corev1.Toleration
 	for i := range node.Spec.Taints {
 		taint := &node.Spec.Taints[i]
-		if taint.Effect == corev1.TaintEffectPreferNoSchedule || corev1helpers.TolerationsTolerateTaint(logr.Discard(), spec.Tolerations, taint, false) {
+		if taint.Effect == corev1.TaintEffectPreferNoSchedule || strings.HasPrefix(taint.Key, nodeConditionTaintPrefix) ||
+			corev1helpers.TolerationsTolerateTaint(logr.Discard(), spec.Tolerations, taint, false) {
 			continue
 		}
 		toleration := corev1.Toleration{Key: taint.Key, Operator: corev1.TolerationOpEqual, Value: taint.Value, Effect: taint.Effect}

@@ -25,8 +25,13 @@ type RecurringJobEnvironment struct {
 	LonghornNamespace string
 	// Settings are the Longhorn Settings in force.
 	Settings LonghornSettings
-	// Now is the instant of the decision; it only picks the year of the time-zone examples.
+	// Now is the instant of the decision: it picks the year of the time-zone examples and where the
+	// check of fire times against the window starts.
 	Now time.Time
+	// Window is the S3 window, nil when none is configured.
+	Window *Window
+	// PollingBackupTargets name the BackupTargets whose pollInterval is not 0s, with that interval.
+	PollingBackupTargets map[string]string
 }
 
 // Longhorn's own patterns and limits (longhorn-manager webhook/resources/recurringjob).
@@ -89,6 +94,14 @@ func ValidateRecurringJob(job *longhorn.RecurringJob, env RecurringJobEnvironmen
 
 	_, cronErrs := ValidateCron(spec.Child("cron"), job.Spec.Cron, env.Now)
 	errs = append(errs, cronErrs...)
+	if env.Window != nil && isBackupTask(job.Spec.Task) {
+		// Outside the window the backup target is fenced off, and Longhorn refuses new backups.
+		errs = append(errs, env.Window.ValidateScheduleInWindow(spec.Child("cron"), job.Spec.Cron, env.Now)...)
+		for _, name := range sets.List(sets.KeySet(env.PollingBackupTargets)) {
+			warnings = append(warnings, fmt.Sprintf("BackupTarget %s polls every %s: periodic polling still lists the bucket; backupguard syncs it at every opening, so set spec.pollInterval: 0s",
+				name, env.PollingBackupTargets[name]))
+		}
+	}
 
 	errs = append(errs, validateGroups(job.Spec.Groups, spec.Child("groups"))...)
 	errs = append(errs, validateJobLabels(job.Spec.Labels, spec.Child("labels"))...)

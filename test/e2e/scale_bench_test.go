@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,7 +113,7 @@ func syncedCache(b *testing.B) cache.Cache {
 	if err := lookup.AddIndexes(ctx, informers); err != nil {
 		b.Fatal(err)
 	}
-	for _, object := range []client.Object{&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.PersistentVolume{}, &longhorn.Volume{}, &longhorn.RecurringJob{}, &storagev1.StorageClass{}} {
+	for _, object := range []client.Object{&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.PersistentVolume{}, &longhorn.Volume{}, &longhorn.RecurringJob{}, &storagev1.StorageClass{}, &corev1.Pod{}, &corev1.Node{}} {
 		if _, err := informers.GetInformer(ctx, object); err != nil {
 			b.Fatal(err)
 		}
@@ -229,4 +230,103 @@ func allLabelled(b *testing.B, reader client.Reader, config *policies.Config) (b
 		}
 	}
 	return true, ""
+}
+
+// The scale the placement issue names: 50,000 Pods and 2,000 Nodes, over the 10,000 PVCs above.
+const (
+	scaleNodes       = 2000
+	scalePodsPerPVC  = 5
+	placementClaims  = 3
+	placementWriters = 8
+)
+
+var placementOnce sync.Once
+
+// populatePlacementScale adds the Nodes and the Running Pods that mount the scale PVCs; the pods of a
+// namespace all run on one node, so a Job over three of its PVCs can be placed.
+func populatePlacementScale(b *testing.B) {
+	b.Helper()
+	populateScale(b)
+	placementOnce.Do(func() {
+		ctx := context.Background()
+		run := func(count int, create func(int) error) {
+			work := make(chan int)
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for range placementWriters {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := range work {
+						if err := create(n); err != nil {
+							mu.Lock()
+							scaleErr = err
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			for n := range count {
+				work <- n
+			}
+			close(work)
+			wg.Wait()
+		}
+		run(scaleNodes, func(n int) error {
+			name := fmt.Sprintf("scale-node-%04d", n)
+			return kube.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}},
+				Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "dedicated", Value: fmt.Sprint(n % 7), Effect: corev1.TaintEffectNoSchedule}}}})
+		})
+		run(len(scalePVCs)*scalePodsPerPVC, func(n int) error {
+			pvc := scalePVCs[n/scalePodsPerPVC]
+			var namespaceNumber int
+			fmt.Sscanf(pvc.Namespace, "scale-%d", &namespaceNumber)
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", pvc.Name, n%scalePodsPerPVC), Namespace: pvc.Namespace},
+				Spec: corev1.PodSpec{
+					NodeName:   fmt.Sprintf("scale-node-%04d", namespaceNumber%scaleNodes),
+					Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
+					Volumes:    []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name, ReadOnly: n%scalePodsPerPVC != 0}}}},
+				},
+			}
+			if err := kube.Create(ctx, pod); err != nil {
+				return err
+			}
+			pod.Status.Phase = corev1.PodRunning
+			return kube.Status().Update(ctx, pod)
+		})
+		// The scale PVCs were created Pending; placement needs them Bound.
+		run(len(scalePVCs), func(n int) error {
+			pvc := &corev1.PersistentVolumeClaim{}
+			if err := kube.Get(ctx, client.ObjectKeyFromObject(scalePVCs[n]), pvc); err != nil {
+				return err
+			}
+			pvc.Status.Phase = corev1.ClaimBound
+			return kube.Status().Update(ctx, pvc)
+		})
+	})
+	if scaleErr != nil {
+		b.Fatal(scaleErr)
+	}
+}
+
+// BenchmarkJobPlacement resolves and patches a backup Job with three ReadWriteOnce PVCs, lookups through
+// the cache's indexes included.
+func BenchmarkJobPlacement(b *testing.B) {
+	populatePlacementScale(b)
+	placer := &webhook.JobPlacer{Reader: syncedCache(b), Config: scaleConfig(b)}
+	namespace := scalePVCs[len(scalePVCs)/2].Namespace
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: namespace, Labels: map[string]string{"backupguard.io/backup-job": "true"}}}
+	for i := range placementClaims {
+		job.Spec.Template.Spec.Volumes = append(job.Spec.Template.Spec.Volumes, corev1.Volume{Name: fmt.Sprint(i),
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-" + strconv.Itoa(i)}}})
+	}
+	request := reviewRequest(b, metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, namespace, job)
+	request.Operation = "CREATE"
+	b.ReportAllocs()
+	for b.Loop() {
+		if response := placer.Handle(context.Background(), request); !response.Allowed || len(response.Patches) != 2 {
+			b.Fatalf("want an affinity and a toleration patch, got %+v", response)
+		}
+	}
 }

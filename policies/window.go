@@ -1,0 +1,309 @@
+package policies
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/backupguard/backupguard/longhorn"
+)
+
+// WindowConfig is the S3 window: Longhorn's pods may reach the object store only inside it, because
+// Longhorn otherwise lists the backup bucket all day (Longhorn issue #1547) and object stores bill
+// per call.
+type WindowConfig struct {
+	// Opens is a five-field cron in UTC, e.g. "55 0 * * *".
+	Opens string `json:"opens"`
+	// Duration is how long each opening lasts, e.g. 3h5m.
+	Duration metav1.Duration `json:"duration"`
+	// Lead is the least time between an opening and the first backup in it (default 5m): the backup
+	// target must be synced and marked available first.
+	Lead *metav1.Duration `json:"lead,omitempty"`
+	// Targets are the pods to fence, one NetworkPolicy each. Default: the Longhorn manager
+	// (app=longhorn-manager) and the instance managers (longhorn.io/component=instance-manager).
+	Targets []WindowTarget `json:"targets,omitempty"`
+	// AllowedCIDRs stay reachable while closed, e.g. in-cluster ranges that are not pods.
+	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
+	// BackupTargets are the BackupTargets to re-sync at each opening (default: all).
+	BackupTargets []string `json:"backupTargets,omitempty"`
+	// CloseWhenIdle keeps the window open past its end while a backup is running or being deleted
+	// (default true), up to MaxExtension.
+	CloseWhenIdle *bool `json:"closeWhenIdle,omitempty"`
+	// MaxExtension is the longest the window stays open past its end (default 2h).
+	MaxExtension *metav1.Duration `json:"maxExtension,omitempty"`
+}
+
+// WindowTarget is one group of pods to fence.
+type WindowTarget struct {
+	// Name names the NetworkPolicy: backupguard-egress-<name>.
+	Name        string                `json:"name"`
+	PodSelector *metav1.LabelSelector `json:"podSelector"`
+}
+
+// Window defaults.
+const (
+	DefaultWindowLead         = 5 * time.Minute
+	DefaultWindowMaxExtension = 2 * time.Hour
+)
+
+// DefaultWindowTargets are the two kinds of Longhorn pods that talk to the object store: the manager
+// lists, inspects and deletes backups; the instance managers upload and restore block data.
+func DefaultWindowTargets() []WindowTarget {
+	return []WindowTarget{
+		{Name: "longhorn-manager", PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "longhorn-manager"}}},
+		{Name: "instance-manager", PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"longhorn.io/component": "instance-manager"}}},
+	}
+}
+
+// Window is the S3 window compiled; nil means no window is configured.
+type Window struct {
+	opens         cron.Schedule
+	opensText     string
+	duration      time.Duration
+	lead          time.Duration
+	Targets       []WindowTarget
+	AllowedCIDRs  []netip.Prefix
+	BackupTargets []string
+	closeWhenIdle bool
+	maxExtension  time.Duration
+
+	// checked memoizes RecurringJob schedule checks: a schedule's verdict against a window does not
+	// change within a day, and admission sees the same schedules over and over.
+	checked sync.Map
+}
+
+// CompileWindow checks the window section; nil config gives a nil Window.
+func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.ErrorList) {
+	if config == nil {
+		return nil, nil
+	}
+	var errs field.ErrorList
+	window := &Window{opensText: config.Opens, duration: config.Duration.Duration, lead: DefaultWindowLead,
+		closeWhenIdle: true, maxExtension: DefaultWindowMaxExtension, BackupTargets: config.BackupTargets}
+	if strings.HasPrefix(strings.TrimSpace(config.Opens), "@every") {
+		errs = append(errs, field.Invalid(path.Child("opens"), config.Opens, "must be a five-field cron, not @every"))
+	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, time.Time{}); len(cronErrs) > 0 {
+		errs = append(errs, cronErrs...)
+	} else {
+		window.opens = schedule
+	}
+	if window.duration <= 0 {
+		errs = append(errs, field.Invalid(path.Child("duration"), config.Duration.String(), "must be above 0, e.g. 3h5m"))
+	}
+	if config.Lead != nil {
+		window.lead = config.Lead.Duration
+		if window.lead < 0 || window.lead >= window.duration {
+			errs = append(errs, field.Invalid(path.Child("lead"), config.Lead.String(), "must be 0 or more and shorter than the duration"))
+		}
+	}
+	if config.CloseWhenIdle != nil {
+		window.closeWhenIdle = *config.CloseWhenIdle
+	}
+	if config.MaxExtension != nil {
+		window.maxExtension = config.MaxExtension.Duration
+		if window.maxExtension < 0 {
+			errs = append(errs, field.Invalid(path.Child("maxExtension"), config.MaxExtension.String(), "must not be negative"))
+		}
+	}
+	window.Targets = config.Targets
+	if len(window.Targets) == 0 {
+		window.Targets = DefaultWindowTargets()
+	}
+	seen := map[string]bool{}
+	for i, target := range window.Targets {
+		targetPath := path.Child("targets").Index(i)
+		for _, msg := range validation.IsDNS1123Label(target.Name) {
+			errs = append(errs, field.Invalid(targetPath.Child("name"), target.Name, msg))
+		}
+		if seen[target.Name] {
+			errs = append(errs, field.Duplicate(targetPath.Child("name"), target.Name))
+		}
+		seen[target.Name] = true
+		if target.PodSelector == nil {
+			errs = append(errs, field.Required(targetPath.Child("podSelector"), "the pods to fence"))
+			continue
+		}
+		selector, selectorErrs := compileSelector(target.PodSelector, targetPath.Child("podSelector"))
+		errs = append(errs, selectorErrs...)
+		if selector != nil && selector.Empty() {
+			errs = append(errs, field.Invalid(targetPath.Child("podSelector"), "{}", "must select some pods, not every pod in the Longhorn namespace"))
+		}
+	}
+	for i, cidr := range config.AllowedCIDRs {
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Child("allowedCIDRs").Index(i), cidr, "must be a CIDR such as 10.0.0.0/8"))
+			continue
+		}
+		window.AllowedCIDRs = append(window.AllowedCIDRs, prefix.Masked())
+	}
+	return window, errs
+}
+
+// WindowState is whether Longhorn may reach the object store.
+type WindowState string
+
+// The window states.
+const (
+	WindowClosed     WindowState = "closed"
+	WindowOpen       WindowState = "open"
+	WindowExtended   WindowState = "extended"
+	WindowOverridden WindowState = "overridden"
+)
+
+// IsOpen tells whether the fences are down in this state.
+func (s WindowState) IsOpen() bool { return s != WindowClosed }
+
+// Override is a manual opening or closing that expires by itself.
+type Override struct {
+	// Open is true for `window open`, false for `window close`.
+	Open   bool
+	Until  time.Time
+	Reason string
+}
+
+// WindowFacts is the cluster state the window depends on.
+type WindowFacts struct {
+	// Override is the manual override, nil when there is none.
+	Override *Override
+	// Busy counts Backups in progress or being deleted.
+	Busy int
+	// Fenced says the NetworkPolicies are in place now: once the window has closed after its end it
+	// stays closed, even if a backup starts later in the extension period.
+	Fenced bool
+}
+
+// WindowStatus is the window at one instant.
+type WindowStatus struct {
+	State  WindowState
+	Reason string
+	// NextTransition is when the state may next change (zero when never).
+	NextTransition time.Time
+}
+
+// StateAt decides the window at instant now.
+func (w *Window) StateAt(now time.Time, facts WindowFacts) WindowStatus {
+	now = now.UTC()
+	if override := facts.Override; override != nil && now.Before(override.Until) {
+		if override.Open {
+			return WindowStatus{State: WindowOverridden, Reason: fmt.Sprintf("opened by hand until %s%s", formatUTC(override.Until), reasonSuffix(override.Reason)), NextTransition: override.Until}
+		}
+		return WindowStatus{State: WindowClosed, Reason: fmt.Sprintf("closed by hand until %s%s", formatUTC(override.Until), reasonSuffix(override.Reason)), NextTransition: override.Until}
+	}
+	opened := w.lastOpening(now)
+	end := opened.Add(w.duration)
+	next := w.opens.Next(now)
+	switch {
+	case !opened.IsZero() && now.Before(end):
+		return WindowStatus{State: WindowOpen, Reason: fmt.Sprintf("inside the window that opened at %s", formatUTC(opened)), NextTransition: end}
+	case !opened.IsZero() && w.closeWhenIdle && now.Before(end.Add(w.maxExtension)) && facts.Busy > 0 && !facts.Fenced:
+		limit := end.Add(w.maxExtension)
+		if next.Before(limit) {
+			limit = next
+		}
+		return WindowStatus{State: WindowExtended, Reason: fmt.Sprintf("the window ended at %s, but %d backup(s) are still running or being deleted", formatUTC(end), facts.Busy), NextTransition: limit}
+	}
+	return WindowStatus{State: WindowClosed, Reason: fmt.Sprintf("outside the window; it next opens at %s", formatUTC(next)), NextTransition: next}
+}
+
+// lastOpening is the latest opening at or before now whose window (with its longest extension) could
+// still matter, or zero.
+func (w *Window) lastOpening(now time.Time) time.Time {
+	// Openings are found forwards from a point one window (plus extension) back.
+	from := now.Add(-w.duration - w.maxExtension - time.Minute)
+	var last time.Time
+	for opening := w.opens.Next(from); !opening.After(now); opening = w.opens.Next(opening) {
+		last = opening
+	}
+	return last
+}
+
+// Describe names the window in UTC for messages.
+func (w *Window) Describe() string {
+	return fmt.Sprintf("opens at %q UTC for %s, backups from %s after opening", w.opensText, w.duration, w.lead)
+}
+
+// windowHorizon is how far ahead a schedule is checked: a year catches monthly and day-of-week
+// patterns.
+const windowHorizon = 366 * 24 * time.Hour
+
+// FirstRunOutside returns the first fire time of schedule, from now on, that does not fall inside a
+// window at least lead after it opened; zero when there is none within a year. It needs two cron steps
+// per window, not one per fire time: once a fire time is inside a window, every fire time until that
+// window ends is too.
+func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time) time.Time {
+	now = now.UTC()
+	horizon := now.Add(windowHorizon)
+	from := now
+	for {
+		fire := schedule.Next(from.Add(-time.Nanosecond))
+		if fire.IsZero() || !fire.Before(horizon) {
+			return time.Time{}
+		}
+		// Of the openings whose window still runs at fire, the earliest has been open longest.
+		opening := w.opens.Next(fire.Add(-w.duration))
+		if opening.IsZero() || opening.After(fire.Add(-w.lead)) {
+			return fire
+		}
+		from = opening.Add(w.duration)
+	}
+}
+
+// ValidateScheduleInWindow denies a backup-type RecurringJob schedule that fires outside the window.
+func (w *Window) ValidateScheduleInWindow(path *field.Path, expression string, now time.Time) field.ErrorList {
+	if strings.HasPrefix(strings.TrimSpace(expression), "@every") {
+		return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf("@every cannot be kept inside the backup window (%s): use a cron that fires inside it", w.Describe()))}
+	}
+	schedule, errs := ValidateCron(path, expression, now)
+	if len(errs) > 0 {
+		return nil // reported by the cron rule itself
+	}
+	key := expression + "@" + now.UTC().Format(time.DateOnly)
+	var outside time.Time
+	if cached, ok := w.checked.Load(key); ok {
+		outside = cached.(time.Time)
+	} else {
+		outside = w.FirstRunOutside(schedule, now)
+		w.checked.Store(key, outside)
+	}
+	if outside.IsZero() {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf(
+		"runs at %s, outside the backup window (%s): the backup target is unreachable then, so the backup would fail", formatUTC(outside), w.Describe()))}
+}
+
+// isBackupTask tells whether a task talks to the backup target.
+func isBackupTask(task longhorn.Task) bool {
+	return task == longhorn.TaskBackup || task == longhorn.TaskBackupForceCreate || task == longhorn.TaskSystemBackup
+}
+
+// Selector compiles a target's pod selector (valid once CompileWindow passed).
+func (t WindowTarget) Selector() labels.Selector {
+	selector, _ := metav1.LabelSelectorAsSelector(t.PodSelector)
+	return selector
+}
+
+func formatUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
