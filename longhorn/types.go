@@ -110,7 +110,8 @@ type SettingList struct {
 
 // AddToScheme registers the Longhorn kinds backupguard reads.
 func AddToScheme(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{}, &Volume{}, &VolumeList{})
+	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{}, &Volume{}, &VolumeList{},
+		&Backup{}, &BackupList{}, &BackupTarget{}, &BackupTargetList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }
@@ -202,6 +203,101 @@ func (l *VolumeList) DeepCopyObject() runtime.Object {
 		for i := range l.Items {
 			l.Items[i].DeepCopyInto(&out.Items[i])
 		}
+	}
+	return out
+}
+
+// Backup is longhorn.io/v1beta2 Backup, reduced to its state.
+type Backup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Status            BackupStatus `json:"status,omitempty"`
+}
+
+// BackupStatus holds a backup's progress: "", InProgress, Completed, Error or Unknown.
+type BackupStatus struct {
+	State string `json:"state,omitempty"`
+}
+
+// BackupList is a list of Backups.
+type BackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Backup `json:"items"`
+}
+
+// BackupTarget is longhorn.io/v1beta2 BackupTarget, reduced to its polling and availability.
+type BackupTarget struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              BackupTargetSpec   `json:"spec,omitempty"`
+	Status            BackupTargetStatus `json:"status,omitempty"`
+}
+
+// BackupTargetSpec holds how often Longhorn polls the store, and the one-shot sync request.
+type BackupTargetSpec struct {
+	// PollInterval is a duration string; "0s" turns periodic polling off.
+	PollInterval    string      `json:"pollInterval,omitempty"`
+	SyncRequestedAt metav1.Time `json:"syncRequestedAt,omitempty"`
+}
+
+// BackupTargetStatus says whether Longhorn can use the target.
+type BackupTargetStatus struct {
+	Available    bool        `json:"available,omitempty"`
+	LastSyncedAt metav1.Time `json:"lastSyncedAt,omitempty"`
+}
+
+// BackupTargetList is a list of BackupTargets.
+type BackupTargetList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupTarget `json:"items"`
+}
+
+// DeepCopyObject implements runtime.Object.
+func (b *Backup) DeepCopyObject() runtime.Object {
+	if b == nil {
+		return nil
+	}
+	out := &Backup{TypeMeta: b.TypeMeta, Status: b.Status}
+	b.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *BackupList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &BackupList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range l.Items {
+		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*Backup))
+	}
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (t *BackupTarget) DeepCopyObject() runtime.Object {
+	if t == nil {
+		return nil
+	}
+	out := &BackupTarget{TypeMeta: t.TypeMeta, Spec: t.Spec, Status: t.Status}
+	t.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	t.Spec.SyncRequestedAt.DeepCopyInto(&out.Spec.SyncRequestedAt)
+	t.Status.LastSyncedAt.DeepCopyInto(&out.Status.LastSyncedAt)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *BackupTargetList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &BackupTargetList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range l.Items {
+		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*BackupTarget))
 	}
 	return out
 }

@@ -69,7 +69,7 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 		groupVersion, _ := schema.ParseGroupVersion(apiVersion)
 		switch groupVersion.WithKind(kind).GroupKind() {
 		case longhorn.RecurringJobGVK.GroupKind():
-			result := checkRecurringJob(document, groupVersion, config, now)
+			result := checkRecurringJob(document, groupVersion, config, now, inventory.pollingBackupTargets)
 			recurringJobs = append(recurringJobs, policies.RecurringJobIdentity{Namespace: result.Namespace, Name: result.Name, Source: result.Source})
 			recurringJobResults = append(recurringJobResults, len(report.Results))
 			report.Results = append(report.Results, result)
@@ -102,7 +102,7 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 	return report
 }
 
-func checkRecurringJob(document Document, groupVersion schema.GroupVersion, config *policies.Config, now time.Time) Result {
+func checkRecurringJob(document Document, groupVersion schema.GroupVersion, config *policies.Config, now time.Time, polling map[string]string) Result {
 	job, errs := longhorn.DecodeRecurringJob(document.Object)
 	result := Result{
 		Source:     document.Source,
@@ -119,10 +119,12 @@ func checkRecurringJob(document Document, groupVersion schema.GroupVersion, conf
 	}
 	if len(errs) == 0 {
 		errs, result.Warnings = policies.ValidateRecurringJob(job, policies.RecurringJobEnvironment{
-			Namespace:         job.Namespace,
-			LonghornNamespace: config.Longhorn.Namespace,
-			Settings:          policies.OfflineLonghornSettings(config),
-			Now:               now,
+			Namespace:            job.Namespace,
+			LonghornNamespace:    config.Longhorn.Namespace,
+			Settings:             policies.OfflineLonghornSettings(config),
+			Now:                  now,
+			Window:               config.CompiledWindow(),
+			PollingBackupTargets: polling,
 		})
 		if result.Warnings == nil {
 			result.Warnings = []string{}

@@ -21,6 +21,7 @@ var (
 	pvGroupKind           = schema.GroupKind{Kind: "PersistentVolume"}
 	storageClassGroupKind = schema.GroupKind{Group: "storage.k8s.io", Kind: "StorageClass"}
 	nodeGroupKind         = schema.GroupKind{Kind: "Node"}
+	backupTargetGroupKind = schema.GroupKind{Group: "longhorn.io", Kind: "BackupTarget"}
 )
 
 // inventory is the cluster state found in the input itself.
@@ -37,12 +38,15 @@ type inventory struct {
 	podsByClaim map[string][]corev1.Pod
 	pvs         map[string]*corev1.PersistentVolume
 	nodes       map[string]*corev1.Node
+	// pollingBackupTargets are the BackupTargets in the input that still poll the store.
+	pollingBackupTargets map[string]string
 }
 
 func takeInventory(documents []Document) inventory {
 	found := inventory{
 		namespaces: map[string]map[string]string{}, storageClasses: map[string]*storagev1.StorageClass{}, pvDrivers: map[string]string{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]corev1.Pod{}, pvs: map[string]*corev1.PersistentVolume{}, nodes: map[string]*corev1.Node{},
+		pollingBackupTargets: map[string]string{},
 	}
 	for _, document := range documents {
 		apiVersion, _ := document.Object["apiVersion"].(string)
@@ -68,6 +72,13 @@ func takeInventory(documents []Document) inventory {
 			pv := &corev1.PersistentVolume{}
 			if decodeInto(document.Object, pv) == nil && pv.Spec.CSI != nil {
 				found.pvDrivers[pv.Name] = pv.Spec.CSI.Driver
+			}
+		case backupTargetGroupKind:
+			target := &longhorn.BackupTarget{}
+			if decodeInto(document.Object, target) == nil {
+				if interval := policies.PollingInterval(target.Spec.PollInterval); interval != "" {
+					found.pollingBackupTargets[target.Name] = interval
+				}
 			}
 		case longhorn.RecurringJobGVK.GroupKind():
 			job, errs := longhorn.DecodeRecurringJob(document.Object)

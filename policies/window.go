@@ -75,10 +75,18 @@ type Window struct {
 	closeWhenIdle bool
 	maxExtension  time.Duration
 
-	// checked memoizes RecurringJob schedule checks: a schedule's verdict against a window does not
-	// change within a day, and admission sees the same schedules over and over.
-	checked sync.Map
+	// checked memoizes RecurringJob schedule checks by schedule and minute: admission sees the same
+	// schedules over and over, and a verdict cannot change within the minute it was made in.
+	checkedMu sync.Mutex
+	checked   map[string]time.Time
 }
+
+// maxMemoized bounds the memo; it is emptied when full.
+const maxMemoized = 4096
+
+// zoneReference is the year whose daylight-saving offsets time-zone messages about the window's own
+// cron quote; configuration is compiled without a clock.
+var zoneReference = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // CompileWindow checks the window section; nil config gives a nil Window.
 func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.ErrorList) {
@@ -90,19 +98,22 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 		closeWhenIdle: true, maxExtension: DefaultWindowMaxExtension, BackupTargets: config.BackupTargets}
 	if strings.HasPrefix(strings.TrimSpace(config.Opens), "@every") {
 		errs = append(errs, field.Invalid(path.Child("opens"), config.Opens, "must be a five-field cron, not @every"))
-	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, time.Time{}); len(cronErrs) > 0 {
+	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, zoneReference); len(cronErrs) > 0 {
 		errs = append(errs, cronErrs...)
+	} else if schedule.Next(zoneReference).IsZero() {
+		// robfig/cron gives up after five years without a match, e.g. for the 30th of February.
+		errs = append(errs, field.Invalid(path.Child("opens"), config.Opens, "never fires, so the window would never open"))
 	} else {
 		window.opens = schedule
 	}
 	if window.duration <= 0 {
-		errs = append(errs, field.Invalid(path.Child("duration"), config.Duration.String(), "must be above 0, e.g. 3h5m"))
+		errs = append(errs, field.Invalid(path.Child("duration"), config.Duration.Duration.String(), "must be above 0, e.g. 3h5m"))
 	}
 	if config.Lead != nil {
 		window.lead = config.Lead.Duration
-		if window.lead < 0 || window.lead >= window.duration {
-			errs = append(errs, field.Invalid(path.Child("lead"), config.Lead.String(), "must be 0 or more and shorter than the duration"))
-		}
+	}
+	if window.duration > 0 && (window.lead < 0 || window.lead >= window.duration) {
+		errs = append(errs, field.Invalid(path.Child("lead"), window.lead.String(), fmt.Sprintf("must be 0 or more and shorter than the duration (%s), or no backup could ever run", window.duration)))
 	}
 	if config.CloseWhenIdle != nil {
 		window.closeWhenIdle = *config.CloseWhenIdle
@@ -110,7 +121,7 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 	if config.MaxExtension != nil {
 		window.maxExtension = config.MaxExtension.Duration
 		if window.maxExtension < 0 {
-			errs = append(errs, field.Invalid(path.Child("maxExtension"), config.MaxExtension.String(), "must not be negative"))
+			errs = append(errs, field.Invalid(path.Child("maxExtension"), config.MaxExtension.Duration.String(), "must not be negative"))
 		}
 	}
 	window.Targets = config.Targets
@@ -220,7 +231,7 @@ func (w *Window) lastOpening(now time.Time) time.Time {
 	// Openings are found forwards from a point one window (plus extension) back.
 	from := now.Add(-w.duration - w.maxExtension - time.Minute)
 	var last time.Time
-	for opening := w.opens.Next(from); !opening.After(now); opening = w.opens.Next(opening) {
+	for opening := w.opens.Next(from); !opening.IsZero() && !opening.After(now); opening = w.opens.Next(opening) {
 		last = opening
 	}
 	return last
@@ -259,26 +270,37 @@ func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time) time.Tim
 
 // ValidateScheduleInWindow denies a backup-type RecurringJob schedule that fires outside the window.
 func (w *Window) ValidateScheduleInWindow(path *field.Path, expression string, now time.Time) field.ErrorList {
-	if strings.HasPrefix(strings.TrimSpace(expression), "@every") {
-		return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf("@every cannot be kept inside the backup window (%s): use a cron that fires inside it", w.Describe()))}
-	}
 	schedule, errs := ValidateCron(path, expression, now)
 	if len(errs) > 0 {
 		return nil // reported by the cron rule itself
 	}
-	key := expression + "@" + now.UTC().Format(time.DateOnly)
-	var outside time.Time
-	if cached, ok := w.checked.Load(key); ok {
-		outside = cached.(time.Time)
-	} else {
-		outside = w.FirstRunOutside(schedule, now)
-		w.checked.Store(key, outside)
+	if strings.HasPrefix(strings.TrimSpace(expression), "@every") {
+		return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf("@every cannot be kept inside the backup window (%s): use a cron that fires inside it", w.Describe()))}
 	}
+	outside := w.firstRunOutsideMemoized(expression, schedule, now)
 	if outside.IsZero() {
 		return nil
 	}
 	return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf(
 		"runs at %s, outside the backup window (%s): the backup target is unreachable then, so the backup would fail", formatUTC(outside), w.Describe()))}
+}
+
+func (w *Window) firstRunOutsideMemoized(expression string, schedule cron.Schedule, now time.Time) time.Time {
+	key := expression + "@" + now.UTC().Truncate(time.Minute).Format(time.RFC3339)
+	w.checkedMu.Lock()
+	outside, ok := w.checked[key]
+	w.checkedMu.Unlock()
+	if ok {
+		return outside
+	}
+	outside = w.FirstRunOutside(schedule, now)
+	w.checkedMu.Lock()
+	if w.checked == nil || len(w.checked) >= maxMemoized {
+		w.checked = map[string]time.Time{}
+	}
+	w.checked[key] = outside
+	w.checkedMu.Unlock()
+	return outside
 }
 
 // isBackupTask tells whether a task talks to the backup target.
@@ -306,4 +328,35 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// PollingInterval tells how often a BackupTarget polls the store: "" when it does not (pollInterval
+// 0s), Longhorn's default when the field is empty.
+func PollingInterval(pollInterval string) string {
+	if pollInterval == "" {
+		return "Longhorn's default interval"
+	}
+	if interval, err := time.ParseDuration(pollInterval); err == nil && interval == 0 {
+		return ""
+	}
+	return pollInterval
+}
+
+// Opening is one window: when it opens and when its scheduled time ends.
+type Opening struct {
+	Opens, Closes time.Time
+}
+
+// NextOpenings lists the next count windows that open after now, in UTC.
+func (w *Window) NextOpenings(now time.Time, count int) []Opening {
+	openings := make([]Opening, 0, count)
+	next := now.UTC()
+	for range count {
+		next = w.opens.Next(next)
+		if next.IsZero() {
+			break
+		}
+		openings = append(openings, Opening{Opens: next, Closes: next.Add(w.duration)})
+	}
+	return openings
 }

@@ -54,13 +54,20 @@ func (v *RecurringJobValidator) Handle(ctx context.Context, req admission.Reques
 	if err != nil {
 		return lookupFailed(err)
 	}
-	errs, warnings := policies.ValidateRecurringJob(job, policies.RecurringJobEnvironment{
+	env := policies.RecurringJobEnvironment{
 		// The request's namespace is the one the object will be stored in, whatever its metadata says.
 		Namespace:         req.Namespace,
 		LonghornNamespace: config.Longhorn.Namespace,
 		Settings:          settings,
 		Now:               v.Clock.Now(),
-	})
+		Window:            config.CompiledWindow(),
+	}
+	if env.Window != nil {
+		if env.PollingBackupTargets, err = v.pollingBackupTargets(ctx, config.Longhorn.Namespace); err != nil {
+			return lookupFailed(err)
+		}
+	}
+	errs, warnings := policies.ValidateRecurringJob(job, env)
 	return verdict(longhorn.RecurringJobGVK.GroupKind(), job.Name, errs, append(settingWarnings, warnings...))
 }
 
@@ -88,4 +95,19 @@ func (v *RecurringJobValidator) setting(ctx context.Context, namespace, name str
 		return nil, fmt.Errorf("reading Longhorn setting %s/%s: %w", namespace, name, err)
 	}
 	return setting, nil
+}
+
+// pollingBackupTargets names the BackupTargets that still poll the store, with their interval.
+func (v *RecurringJobValidator) pollingBackupTargets(ctx context.Context, namespace string) (map[string]string, error) {
+	targets := &longhorn.BackupTargetList{}
+	if err := v.Reader.List(ctx, targets, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing BackupTargets in %s: %w", namespace, err)
+	}
+	polling := map[string]string{}
+	for _, target := range targets.Items {
+		if interval := policies.PollingInterval(target.Spec.PollInterval); interval != "" {
+			polling[target.Name] = interval
+		}
+	}
+	return polling, nil
 }

@@ -16,6 +16,7 @@ const usage = `backupguard makes Longhorn backups safe to run from Git.
 Usage:
   backupguard serve --config FILE --cert-dir DIR [flags]   run the admission webhook
   backupguard validate [--config FILE] [-o text|json] PATH...   check manifests offline
+  backupguard window open|close|status [flags]             the S3 window: manual override and state
   backupguard version
 
 Run "backupguard COMMAND --help" for the flags of a command.
@@ -43,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdout, stderr)
 	case "validate":
 		return runValidate(args[1:], stdin, stdout, stderr)
+	case "window":
+		return runWindow(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return exitOK

@@ -64,6 +64,8 @@ type serveOptions struct {
 	logLevel           string
 	sync               string
 	syncWritesPerSec   float64
+	namespace          string
+	windowResync       time.Duration
 }
 
 func runServe(args []string, _ io.Writer, stderr io.Writer) int {
@@ -88,6 +90,8 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 	flags.StringVar(&opts.logLevel, "log-level", "info", "debug, info or error")
 	flags.StringVar(&opts.sync, "sync", "on", "label sync for PVCs and Volumes: on, dry-run (only log what it would change) or off")
 	flags.Float64Var(&opts.syncWritesPerSec, "sync-writes-per-second", 10, "the most label patches the sync sends per second")
+	flags.StringVar(&opts.namespace, "namespace", defaultNamespace(), "backupguard's own namespace, where the window's ConfigMap lives (default: $POD_NAMESPACE, else backupguard-system)")
+	flags.DurationVar(&opts.windowResync, "window-resync", 30*time.Second, "the longest the window controller goes without re-checking the cluster")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -157,7 +161,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			CertDir: opts.certDir,
 			TLSOpts: certs.ServingOptions(opts.enableHTTP2),
 		}),
-		Cache: lookup.CacheOptions(config.Longhorn.Namespace),
+		Cache: lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the manager: %w", err)
@@ -190,14 +194,27 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	server.Register(webhook.VolumePath, &admission.Webhook{Handler: &webhook.VolumeLabeler{Reader: mgr.GetCache()}})
 	server.Register(webhook.JobPath, &admission.Webhook{Handler: &webhook.JobPlacer{Reader: mgr.GetCache(), Config: configFile.Config}})
 
-	if mode := controllers.SyncMode(opts.sync); mode != controllers.SyncOff {
-		configChanged := make(chan event.GenericEvent, 1)
-		configFile.changed = func() {
-			select {
-			case configChanged <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
-			default: // a re-check of everything is already pending
-			}
+	window := &controllers.WindowController{
+		Client:    mgr.GetClient(),
+		Config:    configFile.Config,
+		Clock:     clock.RealClock{},
+		Namespace: opts.namespace,
+		Recorder:  mgr.GetEventRecorder("backupguard"),
+		Log:       log.WithName("window"),
+		Resync:    opts.windowResync,
+	}
+	if err := window.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the window controller: %w", err)
+	}
+	configChanged := make(chan event.GenericEvent, 1)
+	configFile.changed = func() {
+		window.Kick()
+		select {
+		case configChanged <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
+		default: // a re-check of everything is already pending
 		}
+	}
+	if mode := controllers.SyncMode(opts.sync); mode != controllers.SyncOff {
 		sync := &controllers.LabelSync{
 			Client: mgr.GetClient(),
 			Config: configFile.Config,
@@ -221,6 +238,14 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	log.Info("starting backupguard", "version", version, "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
 	return mgr.Start(ctx)
+}
+
+// defaultNamespace is the pod's namespace from the downward API, else the one the manifests install to.
+func defaultNamespace() string {
+	if namespace := os.Getenv("POD_NAMESPACE"); namespace != "" {
+		return namespace
+	}
+	return "backupguard-system"
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

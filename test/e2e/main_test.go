@@ -76,9 +76,11 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: longhornNamespace}}); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
+	for _, namespace := range []string{longhornNamespace, "backupguard-system"} {
+		if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
 	}
 	configPath = filepath.Join(testCluster.Dir, "config.yaml")
 	if err := os.WriteFile(configPath, []byte(baseConfig), 0o600); err != nil {

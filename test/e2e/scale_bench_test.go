@@ -102,7 +102,7 @@ func syncedCache(b *testing.B) cache.Cache {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = longhorn.AddToScheme(scheme)
-	options := lookup.CacheOptions(longhornNamespace)
+	options := lookup.CacheOptions(longhornNamespace, "backupguard-system")
 	options.Scheme = scheme
 	informers, err := cache.New(testCluster.Config, options)
 	if err != nil {
