@@ -246,14 +246,15 @@ func (w *Window) Describe() string {
 // patterns.
 const windowHorizon = 366 * 24 * time.Hour
 
-// FirstRunOutside returns the first fire time of schedule, from now on, that does not fall inside a
+// FirstRunOutside returns the first fire time of schedule after now that does not fall inside a
 // window at least lead after it opened; zero when there is none within a year. It needs two cron steps
 // per window, not one per fire time: once a fire time is inside a window, every fire time until that
 // window ends is too.
 func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time) time.Time {
 	now = now.UTC()
 	horizon := now.Add(windowHorizon)
-	from := now
+	// Runs strictly after now, like the next runs `validate` shows; later, from a window's end on.
+	from := now.Add(time.Nanosecond)
 	for {
 		fire := schedule.Next(from.Add(-time.Nanosecond))
 		if fire.IsZero() || !fire.Before(horizon) {

@@ -384,7 +384,7 @@ func TestWindowFirstRunOutside(t *testing.T) {
 		"half-hourly backups from 01:00 to 03:30 are inside":                     {window: nightlyWindow, cron: "*/30 1-3 * * *"},
 		"a weekly backup inside is inside":                                       {window: nightlyWindow, cron: "0 2 * * 0"},
 		"a monthly backup inside is inside":                                      {window: nightlyWindow, cron: "0 2 1 * *"},
-		"a backup firing now, outside, is outside now":                           {window: nightlyWindow, cron: "0 12 * * *", want: nov(21, 12, 0)},
+		"a run exactly now is not counted; the next one, tomorrow, is outside":   {window: nightlyWindow, cron: "0 12 * * *", want: nov(22, 12, 0)},
 		"one outside hour of two is found":                                       {window: nightlyWindow, cron: "0 2,13 * * *", want: nov(21, 13, 0)},
 		"@daily fires at midnight, outside":                                      {window: nightlyWindow, cron: "@daily", want: nov(22, 0, 0)},
 		"a Saturday backup in a Saturday window is inside":                       {window: weeklyWindow, cron: "0 2 * * 6"},
@@ -436,13 +436,13 @@ func TestWindowValidateScheduleInWindow(t *testing.T) {
 		"half-hourly backups inside are allowed": {window: nightlyWindow, cron: "*/30 1-3 * * *"},
 		"a weekly backup inside is allowed":      {window: nightlyWindow, cron: "0 2 * * 0"},
 		"a monthly backup inside is allowed":     {window: nightlyWindow, cron: "0 2 1 * *"},
-		"a backup at noon is denied from today": {
+		"a backup at noon is denied, naming the next noon after now": {
 			window: nightlyWindow, cron: "0 12 * * *",
-			want: field.ErrorList{field.Invalid(path, "0 12 * * *", outside("2026-11-21 12:00"))},
+			want: field.ErrorList{field.Invalid(path, "0 12 * * *", outside("2026-11-22 12:00"))},
 		},
 		"now in another time zone is the same instant": {
 			window: nightlyWindow, cron: "0 12 * * *", now: testNow.In(time.FixedZone("UTC+14", 14*60*60)),
-			want: field.ErrorList{field.Invalid(path, "0 12 * * *", outside("2026-11-21 12:00"))},
+			want: field.ErrorList{field.Invalid(path, "0 12 * * *", outside("2026-11-22 12:00"))},
 		},
 		"@daily is denied, for midnight is outside": {
 			window: nightlyWindow, cron: "@daily",
