@@ -482,7 +482,7 @@ func TestWindowValidateScheduleInWindow(t *testing.T) {
 }
 
 func TestValidateRecurringJobInWindow(t *testing.T) {
-	outsideAtNoon := `runs at 2026-11-21 12:00 UTC, outside the backup window (opens at "55 0 * * *" UTC for 3h5m0s, backups from 5m0s after opening): ` +
+	outsideAtNoon := `runs at 2026-11-22 12:00 UTC, outside the backup window (opens at "55 0 * * *" UTC for 3h5m0s, backups from 5m0s after opening): ` +
 		"the backup target is unreachable then, so the backup would fail"
 	const pollingDefault = "BackupTarget default polls every 5m0s: periodic polling still lists the bucket; backupguard syncs it at every opening, so set spec.pollInterval: 0s"
 	cases := map[string]struct {
