@@ -34,8 +34,12 @@ unit:
 demo: tools
 	BACKUPGUARD_TOOLS_DIR=$$($(ENSURE_TOOLS)) $(GO) run ./test/demo
 
-bench:
+## bench: policy benchmarks, then decisions over a real cache at the scale the issues name (10,000 PVCs,
+## 1,000 namespaces, 10,000 Volumes, 50,000 Pods, 2,000 Nodes; populating takes a few minutes).
+bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./policies/... ./offline/...
+	BACKUPGUARD_TOOLS_DIR=$$($(ENSURE_TOOLS)) $(GO) test -count=1 -run '^$$' -bench 'LabelDecision|JobPlacement' -benchtime 3000x -count 5 -timeout 40m ./test/e2e/
+	BACKUPGUARD_TOOLS_DIR=$$($(ENSURE_TOOLS)) $(GO) test -count=1 -run '^$$' -bench 'SyncOfCorrect' -benchtime 1x -timeout 30m ./test/e2e/
 
 clean:
 	rm -rf bin
