@@ -53,6 +53,7 @@ type serveOptions struct {
 	configPath         string
 	configPollInterval time.Duration
 	certDir            string
+	certPollInterval   time.Duration
 	kubeconfig         string
 	webhookHost        string
 	webhookPort        int
@@ -79,6 +80,7 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 	flags.StringVar(&opts.configPath, "config", "", "backupguard config file (required)")
 	flags.DurationVar(&opts.configPollInterval, "config-poll-interval", 10*time.Second, "how often the config file is checked for changes")
 	flags.StringVar(&opts.certDir, "cert-dir", "", "directory holding the serving certificate tls.crt and key tls.key, reloaded when they change (required)")
+	flags.DurationVar(&opts.certPollInterval, "cert-poll-interval", 5*time.Second, "how often the certificate directory is re-read")
 	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig file; default: $KUBECONFIG, then the in-cluster service account")
 	flags.StringVar(&opts.webhookHost, "webhook-host", "", "address the webhook server listens on (default: all)")
 	flags.IntVar(&opts.webhookPort, "webhook-port", 9443, "HTTPS port of the webhook server")
@@ -137,6 +139,9 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		return err
 	}
 	config := configFile.Config()
+	// Loaded before anything else, so a good certificate is served from the first request; a bad one
+	// only makes the pod unready, never crash-loop.
+	certificate := certs.NewWatcher(opts.certDir, opts.certPollInterval, log.WithName("certs"))
 	restConfig, err := restConfig(opts.kubeconfig)
 	if err != nil {
 		return err
@@ -159,7 +164,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			Host:    opts.webhookHost,
 			Port:    opts.webhookPort,
 			CertDir: opts.certDir,
-			TLSOpts: certs.ServingOptions(opts.enableHTTP2),
+			TLSOpts: certs.ServingOptions(opts.enableHTTP2, certificate),
 		}),
 		Cache: lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
 	})
@@ -168,6 +173,9 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	reportRefusedConfig(configFile, mgr, log)
 	if err := mgr.Add(configFile); err != nil {
+		return err
+	}
+	if err := mgr.Add(certificate); err != nil {
 		return err
 	}
 	if err := lookup.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
@@ -228,6 +236,9 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("certificate", certificate.Ready); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {

@@ -162,6 +162,7 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		"--config-poll-interval", "100ms",
 		"--kubeconfig", c.Kubeconfig,
 		"--cert-dir", webhook.LocalServingCertDir,
+		"--cert-poll-interval", "100ms",
 		"--webhook-host", webhook.LocalServingHost,
 		"--webhook-port", fmt.Sprint(webhook.LocalServingPort),
 		"--metrics-bind-address", metricsAddress,

@@ -145,6 +145,20 @@ func (w *world) job(name string) *batchv1.Job {
 	return job
 }
 
+// createJob creates a Job with kubectl and expects want. The world was just built and backupguard's
+// cache may not have seen all of it yet (in a cluster, volumes are attached long before a backup Job
+// comes), so server-side dry runs are repeated until they give the expected answer first.
+func (w *world) createJob(manifest string, want cluster.KubectlResult) {
+	w.t.Helper()
+	dryRunWant := want
+	dryRunWant.Stdout = strings.ReplaceAll(want.Stdout, " created\n", " created (server dry run)\n")
+	eventually(w.t, "backupguard's cache to see the world", func() (bool, string) {
+		got := testCluster.RunKubectl(manifest, "create", "--dry-run=server", "-f", "-")
+		return cmp.Equal(dryRunWant, got), cmp.Diff(dryRunWant, got)
+	})
+	assertKubectl(w.t, testCluster.RunKubectl(manifest, "create", "-f", "-"), want)
+}
+
 func pinnedTo(hostname string) *corev1.Affinity {
 	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{hostname}}}}},
@@ -188,8 +202,7 @@ func TestBackupJobsArePlacedByEachPrecedenceStep(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			jobName := "backup-" + tc.claim
-			assertKubectl(t, testCluster.RunKubectl(w.backupJobYAML(jobName, true, "", tc.claim), "create", "-f", "-"),
-				cluster.KubectlResult{Stdout: "job.batch/" + jobName + " created\n"})
+			w.createJob(w.backupJobYAML(jobName, true, "", tc.claim), cluster.KubectlResult{Stdout: "job.batch/" + jobName + " created\n"})
 			assertPlacement(t, w.job(jobName), tc.affinity, tc.tolerations)
 		})
 	}
@@ -238,7 +251,7 @@ func TestBackupJobsThatCannotBePlacedAreDenied(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			assertKubectl(t, testCluster.RunKubectl(tc.job, "create", "-f", "-"), cluster.KubectlResult{Stderr: tc.stderr + "\n", ExitCode: 1})
+			w.createJob(tc.job, cluster.KubectlResult{Stderr: tc.stderr + "\n", ExitCode: 1})
 		})
 	}
 }
@@ -260,6 +273,13 @@ func TestCronJobShapedBackupJobIsPlaced(t *testing.T) {
 			Volumes:       []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
 		}}},
 	}
+	eventually(t, "backupguard's cache to see the world", func() (bool, string) {
+		probe := job.DeepCopy()
+		if err := kube.Create(context.Background(), probe, client.DryRunAll); err != nil {
+			return false, err.Error()
+		}
+		return cmp.Equal(pinnedTo(target), probe.Spec.Template.Spec.Affinity), "not pinned yet"
+	})
 	w.create(job)
 	assertPlacement(t, job, pinnedTo(target), nil)
 }
@@ -268,14 +288,14 @@ func TestJobsWithoutTheBackupLabelAreNotTouched(t *testing.T) {
 	w := newWorld(t)
 	// Even a PVC that would be denied: the webhook's objectSelector never sends the Job.
 	w.claim("nowhere", claimSetup{volumeState: "attaching"})
-	assertKubectl(t, testCluster.RunKubectl(w.backupJobYAML("plain", false, "", "nowhere"), "create", "-f", "-"), cluster.KubectlResult{Stdout: "job.batch/plain created\n"})
+	w.createJob(w.backupJobYAML("plain", false, "", "nowhere"), cluster.KubectlResult{Stdout: "job.batch/plain created\n"})
 	assertPlacement(t, w.job("plain"), nil, nil)
 }
 
 func TestReadWriteManyVolumesDoNotPinTheJob(t *testing.T) {
 	w := newWorld(t)
 	w.claim("shared", claimSetup{modes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, podNode: w.node("x")})
-	assertKubectl(t, testCluster.RunKubectl(w.backupJobYAML("shared", true, "", "shared"), "create", "-f", "-"), cluster.KubectlResult{Stdout: "job.batch/shared created\n"})
+	w.createJob(w.backupJobYAML("shared", true, "", "shared"), cluster.KubectlResult{Stdout: "job.batch/shared created\n"})
 	assertPlacement(t, w.job("shared"), nil, nil)
 }
 
