@@ -160,6 +160,9 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "backupguard.io",
 		LeaderElectionNamespace: opts.leaderElectionNS,
+		// The process exits right after the manager stops, so handing the lease over at once is safe
+		// and lets another replica take over without waiting for it to expire.
+		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
 			Host:    opts.webhookHost,
 			Port:    opts.webhookPort,

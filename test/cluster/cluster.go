@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -53,7 +54,28 @@ type Cluster struct {
 	Kubectl string
 	// Dir holds the cluster's files: kubeconfig, backupguard's config and logs.
 	Dir string
+	// AuditLog is the API server's audit log of every request, at metadata level.
+	AuditLog string
+	// ServeKubeconfig, when set, is the kubeconfig `backupguard serve` runs with (e.g. one that
+	// impersonates the shipped ServiceAccount); ServeArgs are extra flags for it.
+	ServeKubeconfig string
+	ServeArgs       []string
 }
+
+// ServiceAccountUser is the user the shipped ServiceAccount authenticates as.
+const ServiceAccountUser = "system:serviceaccount:backupguard-system:backupguard"
+
+// ServiceAccountGroups are the groups a ServiceAccount of backupguard-system belongs to.
+var ServiceAccountGroups = []string{"system:serviceaccounts", "system:serviceaccounts:backupguard-system", "system:authenticated"}
+
+// auditPolicy records every request at metadata level, once it is answered. The tests impersonate the
+// ServiceAccount, and the audit log names it as the impersonated user of the admin's requests.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+`
 
 // Start brings up the control plane. The webhook configurations are installed pointing at
 // WebhookAddress, where the caller starts backupguard.
@@ -67,6 +89,10 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	root := RepoRoot()
+	policyPath, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(policyPath, []byte(auditPolicy), 0o600); err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: tools,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "test", "crds")},
@@ -76,6 +102,10 @@ func Start() (*Cluster, error) {
 			LocalServingHost: "127.0.0.1",
 		},
 	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("audit-policy-file", policyPath).
+		Set("audit-log-path", auditLog).
+		Set("audit-log-format", "json")
 	config, err := env.Start()
 	if err != nil {
 		_ = env.Stop()
@@ -86,7 +116,7 @@ func Start() (*Cluster, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Cluster{Env: env, Config: config, Kubeconfig: kubeconfig, Kubectl: filepath.Join(tools, "kubectl"), Dir: dir}, nil
+	return &Cluster{Env: env, Config: config, Kubeconfig: kubeconfig, Kubectl: filepath.Join(tools, "kubectl"), Dir: dir, AuditLog: auditLog}, nil
 }
 
 // Stop stops the control plane and removes its files.
@@ -156,18 +186,22 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		return nil, err
 	}
 	webhook := c.Env.WebhookInstallOptions
+	kubeconfig := c.Kubeconfig
+	if c.ServeKubeconfig != "" {
+		kubeconfig = c.ServeKubeconfig
+	}
 	args := append([]string{
 		"serve",
 		"--config", configPath,
 		"--config-poll-interval", "100ms",
-		"--kubeconfig", c.Kubeconfig,
+		"--kubeconfig", kubeconfig,
 		"--cert-dir", webhook.LocalServingCertDir,
 		"--cert-poll-interval", "100ms",
 		"--webhook-host", webhook.LocalServingHost,
 		"--webhook-port", fmt.Sprint(webhook.LocalServingPort),
 		"--metrics-bind-address", metricsAddress,
 		"--health-probe-bind-address", probeAddress,
-	}, extraArgs...)
+	}, append(append([]string{}, c.ServeArgs...), extraArgs...)...)
 	logPath := filepath.Join(c.Dir, fmt.Sprintf("backupguard-%d.log", time.Now().UnixNano()))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -242,4 +276,19 @@ func freeAddress() (string, error) {
 	}
 	defer listener.Close()
 	return listener.Addr().String(), nil
+}
+
+// ImpersonatingKubeconfig writes a kubeconfig that acts as user with groups, through the admin's
+// impersonation right, and returns its path.
+func (c *Cluster) ImpersonatingKubeconfig(user string, groups []string) (string, error) {
+	config, err := clientcmd.Load(c.Env.KubeConfig)
+	if err != nil {
+		return "", err
+	}
+	for _, authInfo := range config.AuthInfos {
+		authInfo.Impersonate = user
+		authInfo.ImpersonateGroups = groups
+	}
+	path := filepath.Join(c.Dir, "impersonating-kubeconfig")
+	return path, clientcmd.WriteToFile(*config, path)
 }

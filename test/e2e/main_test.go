@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,6 +83,16 @@ func runSuite(m *testing.M) int {
 			return 1
 		}
 	}
+	// serve runs as the shipped ServiceAccount, with the shipped RBAC, so a missing verb fails here.
+	if result := testCluster.RunKubectl("", "apply", "-f", filepath.Join(cluster.RepoRoot(), "manifests", "base", "rbac.yaml")); result.ExitCode != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: applying the shipped RBAC:", result.Stderr)
+		return 1
+	}
+	if testCluster.ServeKubeconfig, err = testCluster.ImpersonatingKubeconfig(cluster.ServiceAccountUser, cluster.ServiceAccountGroups); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	testCluster.ServeArgs = []string{"--leader-elect", "--leader-election-namespace", "backupguard-system"}
 	configPath = filepath.Join(testCluster.Dir, "config.yaml")
 	if err := os.WriteFile(configPath, []byte(baseConfig), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -96,6 +107,13 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	// Only a run of the whole suite exercises every verb.
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" {
+		if err := checkServiceAccountVerbs(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			code = 1
+		}
+	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- backupguard log (%s) ---\n%s\n", guard.LogPath, lastLines(guard.Log(), 60))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"slices"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,11 +55,42 @@ func newWindowWorld(t *testing.T, opens string) *windowWorld {
 		t.Fatal(err)
 	}
 	w.config = config
+	w.grantShippedRoles()
 	target := &longhorn.BackupTarget{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: w.longhorn}, Spec: longhorn.BackupTargetSpec{PollInterval: "0s"}}
 	if err := kube.Create(context.Background(), target); err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// grantShippedRoles gives the ServiceAccount the shipped Roles in this world's namespaces, as an
+// operator with another Longhorn namespace would: the longhorn-system Role in the world's Longhorn
+// namespace, the backupguard-system Role in its own.
+func (w *windowWorld) grantShippedRoles() {
+	w.t.Helper()
+	data, err := os.ReadFile(filepath.Join(cluster.RepoRoot(), "manifests", "base", "rbac.yaml"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	moved := map[string]string{"longhorn-system": w.longhorn, "backupguard-system": w.own}
+	var documents []string
+	for document := range strings.SplitSeq(string(data), "\n---\n") {
+		if !strings.Contains(document, "kind: Role\n") && !strings.Contains(document, "kind: RoleBinding\n") {
+			continue
+		}
+		for from, to := range moved {
+			if strings.Contains(document, "  namespace: "+from+"\n  labels:") {
+				// Only the object's own namespace moves; the subject stays backupguard-system's ServiceAccount.
+				documents = append(documents, strings.Replace(document, "  namespace: "+from+"\n  labels:", "  namespace: "+to+"\n  labels:", 1))
+			}
+		}
+	}
+	if len(documents) != 4 {
+		w.t.Fatalf("want the two Roles and two RoleBindings to move, found %d", len(documents))
+	}
+	if result := testCluster.RunKubectl(strings.Join(documents, "\n---\n"), "apply", "-f", "-"); result.ExitCode != 0 {
+		w.t.Fatalf("granting the shipped Roles: %s", result.Stderr)
+	}
 }
 
 // start runs a WindowController in a manager of its own, as serve does, on the given clock; the
@@ -68,7 +102,10 @@ func (w *windowWorld) start(clock *clocktesting.FakeClock, leaderElection bool) 
 	_ = longhorn.AddToScheme(scheme)
 	lease, renew := 2*time.Second, 1500*time.Millisecond
 	retry := 200 * time.Millisecond
-	mgr, err := ctrl.NewManager(testCluster.Config, ctrl.Options{
+	// As the shipped ServiceAccount, so the RBAC check sees what the window needs.
+	config := rest.CopyConfig(testCluster.Config)
+	config.Impersonate = rest.ImpersonationConfig{UserName: cluster.ServiceAccountUser, Groups: cluster.ServiceAccountGroups}
+	mgr, err := ctrl.NewManager(config, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		Cache:                         lookup.CacheOptions(w.longhorn, w.own),
