@@ -141,4 +141,3 @@ func grantedVerbs(path string) (sets.Set[string], error) {
 		}
 	}
 }
-
