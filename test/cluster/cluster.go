@@ -60,6 +60,11 @@ type Cluster struct {
 	// impersonates the shipped ServiceAccount); ServeArgs are extra flags for it.
 	ServeKubeconfig string
 	ServeArgs       []string
+	// ServeNetNS and ServeHost, when set, run `backupguard serve` inside that network namespace,
+	// listening on that address (webhook 9443, metrics 8080, probes 8081), instead of on loopback.
+	ServeNetNS, ServeHost string
+	// CertDir overrides where serve reads its certificate.
+	CertDir string
 }
 
 // ServiceAccountUser is the user the shipped ServiceAccount authenticates as.
@@ -77,9 +82,25 @@ rules:
   - level: Metadata
 `
 
+// Options change how the control plane starts.
+type Options struct {
+	// APIServerAddress is where the API server listens (default 127.0.0.1).
+	APIServerAddress string
+	// ExtraCRDDirs are installed besides the test CRDs.
+	ExtraCRDDirs []string
+	// NoWebhooks skips installing manifests/webhook (the caller installs the full manifests itself).
+	NoWebhooks bool
+	// AggregatorRouting makes the API server reach webhook Services through their endpoints, as it
+	// must without kube-proxy.
+	AggregatorRouting bool
+}
+
 // Start brings up the control plane. The webhook configurations are installed pointing at
 // WebhookAddress, where the caller starts backupguard.
-func Start() (*Cluster, error) {
+func Start() (*Cluster, error) { return StartWith(Options{}) }
+
+// StartWith brings up the control plane as options say.
+func StartWith(options Options) (*Cluster, error) {
 	tools, err := ToolsDir()
 	if err != nil {
 		return nil, err
@@ -95,17 +116,35 @@ func Start() (*Cluster, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: tools,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "test", "crds")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(root, "test", "crds")}, options.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "manifests", "webhook")},
 			LocalServingHost: "127.0.0.1",
 		},
 	}
-	env.ControlPlane.GetAPIServer().Configure().
+	if options.NoWebhooks {
+		env.WebhookInstallOptions.Paths = nil
+	}
+	apiServer := env.ControlPlane.GetAPIServer()
+	if options.APIServerAddress != "" {
+		// envtest picks address and port together unless both are given.
+		listener, err := net.Listen("tcp", net.JoinHostPort(options.APIServerAddress, "0"))
+		if err != nil {
+			return nil, err
+		}
+		port := listener.Addr().(*net.TCPAddr).Port
+		listener.Close()
+		apiServer.SecureServing.ListenAddr.Address = options.APIServerAddress
+		apiServer.SecureServing.ListenAddr.Port = fmt.Sprint(port)
+	}
+	arguments := apiServer.Configure().
 		Set("audit-policy-file", policyPath).
 		Set("audit-log-path", auditLog).
 		Set("audit-log-format", "json")
+	if options.AggregatorRouting {
+		arguments.Set("enable-aggregator-routing", "true")
+	}
 	config, err := env.Start()
 	if err != nil {
 		_ = env.Stop()
@@ -165,6 +204,14 @@ func BuildBackupguard(dir string) (string, error) {
 	return binary, nil
 }
 
+// CertDir, when set, is where serve reads its serving certificate (default: envtest's).
+func (c *Cluster) certDir() string {
+	if c.CertDir != "" {
+		return c.CertDir
+	}
+	return c.Env.WebhookInstallOptions.LocalServingCertDir
+}
+
 // Backupguard is a running `backupguard serve` process.
 type Backupguard struct {
 	command      *exec.Cmd
@@ -177,15 +224,21 @@ type Backupguard struct {
 // StartBackupguard runs `backupguard serve` on the address the webhook configurations point at, with
 // the given config file and extra flags, and waits until it reports ready.
 func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath string, extraArgs ...string) (*Backupguard, error) {
-	metricsAddress, err := freeAddress()
-	if err != nil {
-		return nil, err
-	}
-	probeAddress, err := freeAddress()
-	if err != nil {
-		return nil, err
-	}
 	webhook := c.Env.WebhookInstallOptions
+	webhookHost, webhookPort := webhook.LocalServingHost, webhook.LocalServingPort
+	var metricsAddress, probeAddress string
+	if c.ServeHost != "" {
+		webhookHost, webhookPort = c.ServeHost, 9443
+		metricsAddress, probeAddress = c.ServeHost+":8080", c.ServeHost+":8081"
+	} else {
+		var err error
+		if metricsAddress, err = freeAddress(); err != nil {
+			return nil, err
+		}
+		if probeAddress, err = freeAddress(); err != nil {
+			return nil, err
+		}
+	}
 	kubeconfig := c.Kubeconfig
 	if c.ServeKubeconfig != "" {
 		kubeconfig = c.ServeKubeconfig
@@ -195,10 +248,10 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		"--config", configPath,
 		"--config-poll-interval", "100ms",
 		"--kubeconfig", kubeconfig,
-		"--cert-dir", webhook.LocalServingCertDir,
+		"--cert-dir", c.certDir(),
 		"--cert-poll-interval", "100ms",
-		"--webhook-host", webhook.LocalServingHost,
-		"--webhook-port", fmt.Sprint(webhook.LocalServingPort),
+		"--webhook-host", webhookHost,
+		"--webhook-port", fmt.Sprint(webhookPort),
 		"--metrics-bind-address", metricsAddress,
 		"--health-probe-bind-address", probeAddress,
 	}, append(append([]string{}, c.ServeArgs...), extraArgs...)...)
@@ -208,6 +261,9 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		return nil, err
 	}
 	command := exec.Command(binary, args...)
+	if c.ServeNetNS != "" {
+		command = exec.Command("ip", append([]string{"netns", "exec", c.ServeNetNS, binary}, args...)...)
+	}
 	command.Stdout, command.Stderr = logFile, logFile
 	if err := command.Start(); err != nil {
 		logFile.Close()
