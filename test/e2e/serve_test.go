@@ -19,9 +19,14 @@ func reloadCount(t *testing.T, result string) string {
 }
 
 // logLines returns backupguard's JSON log lines whose message is msg.
-func logLines(msg string) []map[string]any {
+func logLines(msg string) []map[string]any { return parseLogLines(guard.Log(), msg) }
+
+// readLogLines returns the JSON log lines of a log file whose message is msg.
+func readLogLines(path, msg string) []map[string]any { return parseLogLines(readFile(path), msg) }
+
+func parseLogLines(log, msg string) []map[string]any {
 	var lines []map[string]any
-	for line := range strings.SplitSeq(guard.Log(), "\n") {
+	for line := range strings.SplitSeq(log, "\n") {
 		entry := map[string]any{}
 		if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg {
 			lines = append(lines, entry)
