@@ -35,6 +35,9 @@ type Result struct {
 	Patch      []jsonpatch.Operation `json:"patch"`
 	// NextRuns are a RecurringJob's next fire times in UTC, for the text report.
 	NextRuns []time.Time `json:"-"`
+	// File and Line locate the object in its file, for CI annotations.
+	File string `json:"-"`
+	Line int    `json:"-"`
 }
 
 // Summary counts the verdicts of a run.
@@ -84,6 +87,9 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 		default:
 			report.Summary.Skipped++
 		}
+	}
+	for i := range report.Results {
+		report.Results[i].File, report.Results[i].Line = locate(documents, report.Results[i].Source)
 	}
 	for index, clash := range policies.RecurringJobNameClashes(recurringJobs) {
 		result := &report.Results[recurringJobResults[index]]
@@ -181,4 +187,14 @@ func formatTimes(times []time.Time, location *time.Location) string {
 
 func (s Summary) String() string {
 	return fmt.Sprintf("%d checked, %d denied, %d mutated, %d skipped", s.Checked, s.Denied, s.Mutated, s.Skipped)
+}
+
+// locate finds the file and line of the document a result came from.
+func locate(documents []Document, source string) (string, int) {
+	for _, document := range documents {
+		if document.Source == source {
+			return document.File, document.Line
+		}
+	}
+	return "", 0
 }

@@ -102,7 +102,7 @@ spec: {storageClassName: fast, accessModes: [ReadWriteOnce], resources: {request
 			},
 		},
 	}
-	if diff := cmp.Diff(want, report.Results); diff != "" {
+	if diff := cmp.Diff(want, report.Results, ignoreLocation); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(offline.Summary{Checked: 4, Denied: 0, Mutated: 1, Skipped: 3}, report.Summary); diff != "" {

@@ -25,6 +25,9 @@ type Document struct {
 	// Source says where the object came from: "file#N" for the N-th document of a file, with " items[i]"
 	// for an item of a List.
 	Source string
+	// File and Line locate the document's first line, for CI annotations.
+	File   string
+	Line   int
 	Object map[string]any
 }
 
@@ -102,6 +105,7 @@ func manifestFiles(path string) ([]string, error) {
 // matches what an editor shows between separators.
 func ParseDocuments(data []byte, source string) ([]Document, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	startLines := documentStartLines(data)
 	var documents []Document
 	for number := 1; ; number++ {
 		raw, err := reader.Read()
@@ -136,8 +140,35 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 		if err != nil {
 			return nil, err
 		}
+		for i := range unwrapped {
+			unwrapped[i].File = source
+			if number <= len(startLines) {
+				unwrapped[i].Line = startLines[number-1]
+			}
+		}
 		documents = append(documents, unwrapped...)
 	}
+}
+
+// documentStartLines gives, for each document of a multi-document YAML file, the number of its first
+// line. A separator is a line starting with "---" followed by nothing but blanks or a comment, as for
+// the reader that splits the documents.
+func documentStartLines(data []byte) []int {
+	starts := []int{1}
+	for number, line := range bytes.Split(data, []byte("\n")) {
+		rest, found := bytes.CutPrefix(line, []byte("---"))
+		if !found {
+			continue
+		}
+		if trimmed := bytes.TrimSpace(rest); len(trimmed) == 0 || trimmed[0] == '#' {
+			if number == 0 {
+				// A leading separator opens the first document rather than ending an empty one.
+				starts = starts[:0]
+			}
+			starts = append(starts, number+2)
+		}
+	}
+	return starts
 }
 
 func isBlankDocument(raw []byte) bool {

@@ -178,7 +178,7 @@ RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
 			files:      map[string]string{"good.yaml": goodJob},
 			args:       []string{"validate", "-o", "yaml", "--now", now, "DIR/good.yaml"},
 			wantCode:   2,
-			wantStderr: "backupguard validate: -o \"yaml\": must be text or json\n",
+			wantStderr: "backupguard validate: -o \"yaml\": must be text, json, github or junit\n",
 		},
 		"an unknown --tz exits 2": {
 			files:      map[string]string{"good.yaml": goodJob},

@@ -11,7 +11,7 @@ import (
 	"github.com/backupguard/backupguard/offline"
 )
 
-const validateUsage = `Usage: backupguard validate [--config FILE] [-o text|json] [--tz ZONE] PATH...
+const validateUsage = `Usage: backupguard validate [--config FILE] [-o text|json|github|junit] [--tz ZONE] PATH...
 
 Checks Kubernetes manifests with the same rules the webhook applies in the cluster. PATH is a file, a
 directory (read recursively: *.yaml, *.yml, *.json) or - for stdin. Multi-document YAML and List kinds
@@ -30,7 +30,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		flags.PrintDefaults()
 	}
 	configPath := flags.String("config", "", "backupguard config file (the one serve uses); without it, defaults that match a stock Longhorn")
-	output := flags.StringP("output", "o", "text", "output format: text or json")
+	output := flags.StringP("output", "o", "text", "output format: text, json, github (workflow annotations) or junit")
 	zoneName := flags.String("tz", "", "also show RecurringJob run times in this IANA time zone, e.g. Europe/Berlin")
 	at := flags.String("now", "", "decide as of this instant (RFC 3339) instead of the current time")
 	if err := flags.Parse(args); err != nil {
@@ -46,8 +46,10 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if flags.NArg() == 0 {
 		return usageError("no PATH given: name files, directories, or - for stdin")
 	}
-	if *output != "text" && *output != "json" {
-		return usageError("-o %q: must be text or json", *output)
+	switch *output {
+	case "text", "json", "github", "junit":
+	default:
+		return usageError("-o %q: must be text, json, github or junit", *output)
 	}
 	var zone *time.Location
 	if *zoneName != "" {
@@ -72,9 +74,14 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageError("%v", err)
 	}
 	report := offline.Check(documents, config, now)
-	if *output == "json" {
+	switch *output {
+	case "json":
 		err = report.WriteJSON(stdout)
-	} else {
+	case "github":
+		err = report.WriteGitHub(stdout)
+	case "junit":
+		err = report.WriteJUnit(stdout)
+	default:
 		err = report.WriteText(stdout, zone)
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -338,18 +339,24 @@ func TestInstallWithCertManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certificate, err := certificates.Get(ctx, "backupguard-webhook", metav1.GetOptions{})
+	// The controllers keep writing status right after Ready: retry on a conflict.
+	var revision int64
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		certificate, err := certificates.Get(ctx, "backupguard-webhook", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		revision, _, _ = unstructured.NestedInt64(certificate.Object, "status", "revision")
+		conditions, _, _ := unstructured.NestedSlice(certificate.Object, "status", "conditions")
+		conditions = append(conditions, map[string]any{"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+			"message": "renewal forced by the e2e suite", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)})
+		if err := unstructured.SetNestedSlice(certificate.Object, conditions, "status", "conditions"); err != nil {
+			return err
+		}
+		_, err = certificates.UpdateStatus(ctx, certificate, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	revision, _, _ := unstructured.NestedInt64(certificate.Object, "status", "revision")
-	conditions, _, _ := unstructured.NestedSlice(certificate.Object, "status", "conditions")
-	conditions = append(conditions, map[string]any{"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-		"message": "renewal forced by the e2e suite", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)})
-	if err := unstructured.SetNestedSlice(certificate.Object, conditions, "status", "conditions"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := certificates.UpdateStatus(ctx, certificate, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "cert-manager to issue the next revision", func() (bool, string) {
@@ -358,7 +365,7 @@ func TestInstallWithCertManager(t *testing.T) {
 			return false, err.Error()
 		}
 		current, _, _ := unstructured.NestedInt64(renewed.Object, "status", "revision")
-		return current > revision && certificateCondition(renewed, "Ready") == "True" && certificateCondition(renewed, "Issuing") != "True",
+		return current == revision+1 && certificateCondition(renewed, "Ready") == "True" && certificateCondition(renewed, "Issuing") != "True",
 			fmt.Sprintf("revision %d", current)
 	})
 	eventually(t, "serve to present the renewed certificate", func() (bool, string) {

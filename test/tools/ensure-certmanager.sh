@@ -34,7 +34,7 @@ if complete; then
 fi
 
 echo ">> building the cert-manager $cm_version runner into $out_dir" >&2
-echo ">> this happens once per version and takes 3-5 minutes on 2 cores; later runs reuse it" >&2
+echo ">> this happens once per version and takes about 2.5 minutes on 2 idle cores; later runs reuse it" >&2
 tmp=$(mktemp -d "$cache_root/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)

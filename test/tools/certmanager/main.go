@@ -10,14 +10,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
 	"github.com/cert-manager/cert-manager/pkg/controller"
 	"github.com/cert-manager/cert-manager/pkg/controller/cainjector"
@@ -95,8 +93,8 @@ func main() {
 	flags.StringVar(&o.clusterResourceNamespace, "cluster-resource-namespace", "cert-manager",
 		"namespace holding the Secrets that ClusterIssuers refer to")
 	flags.IntVar(&o.workers, "workers", 5, "workers per controller")
-	flags.Float64Var(&o.qps, "kube-api-qps", 100, "client QPS when the API server has no priority and fairness")
-	flags.IntVar(&o.burst, "kube-api-burst", 200, "client burst when the API server has no priority and fairness")
+	flags.Float64Var(&o.qps, "kube-api-qps", 100, "client-side rate limit (the controllers ignore it when the API server has priority and fairness)")
+	flags.IntVar(&o.burst, "kube-api-burst", 200, "client-side burst (likewise)")
 	flags.DurationVar(&o.minBackoff, "certificate-request-minimum-backoff", time.Hour,
 		"wait after a failed CertificateRequest before a Certificate is retried (cert-manager's default; 0 retries at once)")
 	flags.DurationVar(&o.maxBackoff, "certificate-request-maximum-backoff", 32*time.Hour,
@@ -128,6 +126,7 @@ func main() {
 	ctrl.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second signal kills at once
 	ctx = logf.NewContext(ctx, log)
 
 	if err := run(ctx, o); err != nil {
@@ -214,7 +213,7 @@ func run(parent context.Context, o options) error {
 	shutdown = append(shutdown, cmctx.SharedInformerFactory.Shutdown, cmctx.KubeSharedInformerFactory.Shutdown)
 
 	// The CA injector.
-	manager, err := newInjector(ctx, o.kubeconfig)
+	manager, err := newInjector(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -248,12 +247,13 @@ func run(parent context.Context, o options) error {
 
 // newInjector sets up cert-manager's cainjector on a controller-runtime manager, injecting into
 // ValidatingWebhookConfigurations and MutatingWebhookConfigurations only.
-func newInjector(ctx context.Context, kubeconfig string) (ctrl.Manager, error) {
-	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+func newInjector(ctx context.Context, o options) (ctrl.Manager, error) {
+	config, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("loading %s: %w", o.kubeconfig, err)
 	}
 	config = util.RestConfigWithUserAgent(config, "cainjector")
+	config.QPS, config.Burst = float32(o.qps), o.burst // client-go's defaults (5 and 10) are zero values
 	scheme := runtime.NewScheme()
 	utilruntime.Must(kscheme.AddToScheme(scheme))
 	utilruntime.Must(cmscheme.AddToScheme(scheme))
@@ -302,6 +302,7 @@ func waitSynced(ctx context.Context, cmctx *controller.Context, injectorCache ca
 	for _, object := range []client.Object{
 		&admissionregistrationv1.ValidatingWebhookConfiguration{},
 		&admissionregistrationv1.MutatingWebhookConfiguration{},
+		&cmapi.Certificate{},
 		secretMetadata,
 	} {
 		if _, err := injectorCache.GetInformer(ctx, object); err != nil {
@@ -320,57 +321,17 @@ func firstError(errs chan error) error {
 	}
 }
 
-// crdDir is crds/ next to the binary, where ensure-certmanager.sh puts them, or else deploy/crds in
-// the module cache copy of the cert-manager version this binary was built from.
+// crdDir is crds/ next to the binary, where ensure-certmanager.sh copies the CRDs of the cert-manager
+// version it was built from.
 func crdDir() (string, error) {
-	if executable, err := os.Executable(); err == nil {
-		dir := filepath.Join(filepath.Dir(executable), "crds")
-		if _, err := os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml")); err == nil {
-			return dir, nil
-		}
+	executable, err := os.Executable()
+	if err != nil {
+		return "", err
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "", errors.New("no build information in this binary")
-	}
-	version := ""
-	for _, dep := range info.Deps {
-		if dep.Path == modulePath {
-			version = dep.Version
-		}
-	}
-	if version == "" {
-		return "", fmt.Errorf("%s is not among this binary's dependencies", modulePath)
-	}
-	modCache := os.Getenv("GOMODCACHE")
-	if modCache == "" {
-		gopath := os.Getenv("GOPATH")
-		if gopath == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", err
-			}
-			gopath = filepath.Join(home, "go")
-		}
-		modCache = filepath.Join(strings.Split(gopath, string(os.PathListSeparator))[0], "pkg", "mod")
-	}
-	dir := filepath.Join(modCache, escapeModulePath(modulePath)+"@"+version, "deploy", "crds")
-	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("cert-manager %s CRDs: %w", version, err)
+	dir := filepath.Join(filepath.Dir(executable), "crds")
+	if _, err := os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml")); err != nil {
+		return "", fmt.Errorf("no CRDs next to this binary (build it with test/tools/ensure-certmanager.sh; "+
+			"by hand, they are in deploy/crds of `go list -m -f '{{.Dir}}' %s`): %w", modulePath, err)
 	}
 	return dir, nil
-}
-
-// escapeModulePath spells a module path as the module cache does: each upper-case letter as "!" and
-// its lower-case form.
-func escapeModulePath(path string) string {
-	var b strings.Builder
-	for _, r := range path {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('!')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
