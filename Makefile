@@ -1,12 +1,13 @@
 # backupguard: `make demo` shows it working, `make test` runs every test. Both build the real
 # kube-apiserver, etcd and kubectl once (about 6-9 minutes on 2 cores), and `make test` also the real
-# cert-manager controllers (3-5 minutes), into a cache outside the repository
+# cert-manager controllers and Flux's kustomize-controller (3-5 minutes each), into a cache outside the repository
 # (~/.cache/backupguard/tools, or $BACKUPGUARD_TOOLS_CACHE); later runs reuse them.
 
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ENSURE_TOOLS = bash test/tools/ensure.sh
 ENSURE_CERTMANAGER = bash test/tools/ensure-certmanager.sh
+ENSURE_FLUX = bash test/tools/ensure-flux.sh
 
 .PHONY: all build tools test lint unit demo bench clean
 
@@ -15,10 +16,12 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/backupguard ./cmd/backupguard
 
-## tools: build (first run) or find (later runs) kube-apiserver, etcd, kubectl and the cert-manager runner.
+## tools: build (first run) or find (later runs) kube-apiserver, etcd, kubectl, the cert-manager runner
+## and kustomize-controller.
 tools:
 	@start=$$(date +%s); dir=$$($(ENSURE_TOOLS)); echo "tools: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_CERTMANAGER)); echo "cert-manager: $$dir ($$(( $$(date +%s) - start ))s)"
+	@start=$$(date +%s); dir=$$($(ENSURE_FLUX)); echo "flux: $$dir ($$(( $$(date +%s) - start ))s)"
 
 ## test: formatting and vet, then every unit and e2e test against the real control plane.
 test: lint tools
