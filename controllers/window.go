@@ -245,12 +245,7 @@ func (w *WindowController) facts(ctx context.Context, namespace string, window *
 	if err := w.Client.List(ctx, backups, client.InNamespace(namespace)); err != nil {
 		return facts, fmt.Errorf("listing Backups: %w", err)
 	}
-	for _, backup := range backups.Items {
-		// Deleting a backup walks the store with tens of thousands of LIST calls after the job pod is gone.
-		if backup.DeletionTimestamp != nil || backup.Status.State == "InProgress" || backup.Status.State == "" {
-			facts.Busy++
-		}
-	}
+	facts.Busy = policies.BusyBackups(backups.Items)
 	existing := &networkingv1.NetworkPolicyList{}
 	if err := w.Client.List(ctx, existing, client.InNamespace(namespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
 		return facts, fmt.Errorf("listing NetworkPolicies: %w", err)

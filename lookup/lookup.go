@@ -132,11 +132,8 @@ func PVCOfVolume(ctx context.Context, reader client.Reader, volume *longhorn.Vol
 	return pvc, nil
 }
 
-// jobNameLabels are the labels the Job controller puts on a Job's pods.
-var jobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
-
-// Placement gathers what placing a backup Job in namespace needs: each mounted PVC, the pods (other
-// than the Job's own) that use it, its PV and Longhorn Volume, and the Nodes they point at.
+// Placement gathers what placing a backup Job in namespace needs: each mounted PVC, the pods that use
+// it, its PV and Longhorn Volume, and the Nodes they point at.
 func Placement(ctx context.Context, reader client.Reader, namespace string, job *batchv1.Job, longhornNamespace string) (policies.PlacementInput, error) {
 	input := policies.PlacementInput{Job: job, Claims: map[string]policies.ClaimFacts{}, Nodes: map[string]*corev1.Node{}}
 	for _, claim := range policies.ClaimNames(&job.Spec.Template.Spec) {
@@ -154,11 +151,7 @@ func Placement(ctx context.Context, reader client.Reader, namespace string, job 
 		if err := reader.List(ctx, pods, client.MatchingFields{PodByClaim: namespace + "/" + claim}); err != nil {
 			return input, fmt.Errorf("listing the pods that mount PVC %s/%s: %w", namespace, claim, err)
 		}
-		for _, pod := range pods.Items {
-			if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed && !isJobPod(&pod, job) {
-				facts.Pods = append(facts.Pods, pod)
-			}
-		}
+		facts.Pods = pods.Items
 		if pvc.Spec.VolumeName != "" {
 			pv := &corev1.PersistentVolume{}
 			switch err := reader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); {
@@ -189,18 +182,6 @@ func Placement(ctx context.Context, reader client.Reader, namespace string, job 
 		}
 	}
 	return input, nil
-}
-
-func isJobPod(pod *corev1.Pod, job *batchv1.Job) bool {
-	if job.Name == "" {
-		return false
-	}
-	for _, label := range jobNameLabels {
-		if pod.Labels[label] == job.Name {
-			return true
-		}
-	}
-	return false
 }
 
 // SlimPod keeps only what placement reads of a Pod, so that tens of thousands of cached pods stay small.

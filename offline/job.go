@@ -69,7 +69,7 @@ func (found *inventory) addWorkloads(document Document, kind schema.GroupKind) {
 		}
 	case podGroupKind:
 		pod := &corev1.Pod{}
-		if decodeInto(document.Object, pod) == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		if decodeInto(document.Object, pod) == nil {
 			for _, claim := range policies.ClaimNames(&pod.Spec) {
 				key := pod.Namespace + "/" + claim
 				found.podsByClaim[key] = append(found.podsByClaim[key], *pod)

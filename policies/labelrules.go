@@ -51,6 +51,8 @@ type LabelMatch struct {
 type LabelRules struct {
 	provisioners sets.Set[string]
 	rules        []compiledRule
+	// usesNamespaceLabels tells whether any rule needs the PVC's Namespace object.
+	usesNamespaceLabels bool
 }
 
 type compiledRule struct {
@@ -62,11 +64,6 @@ type compiledRule struct {
 	pvcs              sets.Set[string]
 	jobs              []string
 	groups            []string
-}
-
-// usesNamespaceLabels tells whether any rule needs the PVC's Namespace object.
-func (r *LabelRules) usesNamespaceLabels() bool {
-	return slices.ContainsFunc(r.rules, func(rule compiledRule) bool { return rule.namespaceSelector != nil })
 }
 
 // CompileLabelRules checks the label configuration and compiles its selectors. Errors name the rule.
@@ -135,6 +132,7 @@ func CompileLabelRules(config LabelsConfig, path *field.Path) (*LabelRules, fiel
 			groups:            slices.Clone(rule.Groups),
 		})
 	}
+	compiled.usesNamespaceLabels = slices.ContainsFunc(compiled.rules, func(rule compiledRule) bool { return rule.namespaceSelector != nil })
 	return compiled, errs
 }
 

@@ -108,7 +108,8 @@ func TestParseConfigLabels(t *testing.T) {
 			}},
 			wantRules: func(t *testing.T) *LabelRules {
 				return &LabelRules{
-					provisioners: sets.New(longhorn.CSIDriver),
+					provisioners:        sets.New(longhorn.CSIDriver),
+					usesNamespaceLabels: true,
 					rules: []compiledRule{
 						{
 							name:              "databases",

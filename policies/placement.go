@@ -44,7 +44,7 @@ const (
 type ClaimFacts struct {
 	// PVC is nil when it does not exist.
 	PVC *corev1.PersistentVolumeClaim
-	// Pods are the pods, other than the Job's own, that mount the PVC and have not terminated.
+	// Pods are the pods that mount the PVC; placement itself leaves out terminated ones and the Job's own.
 	Pods []corev1.Pod
 	// Volume is the PVC's Longhorn Volume, nil when it is not a Longhorn volume or is not known.
 	Volume *longhorn.Volume
@@ -128,7 +128,9 @@ func PlaceBackupJob(input PlacementInput) Placement {
 		}
 		claim := volume.PersistentVolumeClaim.ClaimName
 		path := volumesPath.Index(i).Child("persistentVolumeClaim", "claimName")
-		pin, errs, warnings := resolveClaimNode(claim, input.Claims[claim], input.Unresolved, input.Offline, path)
+		facts := input.Claims[claim]
+		facts.Pods = competingPods(facts.Pods, input.Job)
+		pin, errs, warnings := resolveClaimNode(claim, facts, input.Unresolved, input.Offline, path)
 		placement.Errors = append(placement.Errors, errs...)
 		placement.Warnings = append(placement.Warnings, warnings...)
 		if pin.node != "" && !slices.ContainsFunc(pins, func(p claimNode) bool { return p.claim == claim }) {
@@ -213,6 +215,25 @@ func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodeP
 		return claimNode{}, nil, []string{message + "; the Job is left unpinned (backupJobs.unresolvedNode: Allow)"}
 	}
 	return claimNode{}, field.ErrorList{field.Invalid(path, claim, message+"; annotate the PVC with "+NodeAnnotation+", or set backupJobs.unresolvedNode: Allow")}, nil
+}
+
+// jobNameLabels are the labels the Job controller puts on a Job's pods.
+var jobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
+
+// competingPods are the pods that hold a volume against the backup: not terminated, and not the Job's
+// own (a Job re-created under the same name would otherwise compete with itself).
+func competingPods(pods []corev1.Pod, job *batchv1.Job) []corev1.Pod {
+	var competing []corev1.Pod
+	for _, pod := range pods {
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if job.Name != "" && slices.ContainsFunc(jobNameLabels, func(label string) bool { return pod.Labels[label] == job.Name }) {
+			continue
+		}
+		competing = append(competing, pod)
+	}
+	return competing
 }
 
 // needsPin tells whether a PVC can be mounted by one node only.

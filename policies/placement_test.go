@@ -161,6 +161,17 @@ func TestPlaceBackupJob(t *testing.T) {
 			}},
 			want: Placement{Node: "n2", Patch: []jsonpatch.Operation{pinnedAffinity("n2")}},
 		},
+		"the Job's own pods and terminated pods neither pin the Job nor hold a ReadWriteOncePod volume": {
+			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
+				"data": {PVC: boundPVC("data", corev1.ReadWriteOncePod), Volume: longhornVolume("pv-data", "n2", "attached"), Pods: []corev1.Pod{
+					withLabels(podOn("backup-abc12", "n1", corev1.PodRunning), map[string]string{batchv1.JobNameLabel: "backup"}),
+					withLabels(podOn("backup-old", "n1", corev1.PodRunning), map[string]string{"job-name": "backup"}),
+					podOn("finished", "n1", corev1.PodSucceeded),
+					podOn("crashed", "n1", corev1.PodFailed),
+				}},
+			}},
+			want: Placement{Node: "n2", Patch: []jsonpatch.Operation{pinnedAffinity("n2")}},
+		},
 		"a PVC that is not Bound is denied": {
 			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
 				"data": {PVC: &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}}},
@@ -317,4 +328,9 @@ func TestBackupJobRules(t *testing.T) {
 	if diff := cmp.Diff(want, errs); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
+}
+
+func withLabels(pod corev1.Pod, labels map[string]string) corev1.Pod {
+	pod.Labels = labels
+	return pod
 }

@@ -81,7 +81,7 @@ func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rule
 	var matched []compiledRule
 	desired := sets.New[string]()
 	if isLonghorn {
-		if rules.usesNamespaceLabels() && !env.NamespaceFound {
+		if rules.usesNamespaceLabels && !env.NamespaceFound {
 			warnings = append(warnings, fmt.Sprintf("namespace %q is not known, so rules with a namespaceSelector were not applied", env.Namespace))
 		}
 		for _, rule := range rules.rules {

@@ -192,6 +192,19 @@ type WindowFacts struct {
 	Fenced bool
 }
 
+// BusyBackups counts the Backups that still talk to the object store: in progress, not started yet, or
+// being deleted (deleting a backup walks the store with tens of thousands of LIST calls, after the
+// recurring-job pod has exited).
+func BusyBackups(backups []longhorn.Backup) int {
+	busy := 0
+	for _, backup := range backups {
+		if backup.DeletionTimestamp != nil || backup.Status.State == "InProgress" || backup.Status.State == "" {
+			busy++
+		}
+	}
+	return busy
+}
+
 // WindowStatus is the window at one instant.
 type WindowStatus struct {
 	State  WindowState
@@ -322,13 +335,6 @@ func reasonSuffix(reason string) string {
 		return ""
 	}
 	return " (" + reason + ")"
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // PollingInterval tells how often a BackupTarget polls the store: "" when it does not (pollInterval

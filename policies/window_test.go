@@ -617,3 +617,18 @@ func BenchmarkValidateScheduleInWindowRepeated(b *testing.B) {
 		}
 	}
 }
+
+func TestBusyBackups(t *testing.T) {
+	deleting := metav1.Now()
+	backups := []longhorn.Backup{
+		{Status: longhorn.BackupStatus{State: "InProgress"}},
+		{Status: longhorn.BackupStatus{State: ""}},
+		{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleting}, Status: longhorn.BackupStatus{State: "Completed"}},
+		{Status: longhorn.BackupStatus{State: "Completed"}},
+		{Status: longhorn.BackupStatus{State: "Error"}},
+		{Status: longhorn.BackupStatus{State: "Unknown"}},
+	}
+	if got := BusyBackups(backups); got != 3 {
+		t.Errorf("BusyBackups = %d, want 3 (in progress, not started, being deleted)", got)
+	}
+}

@@ -127,11 +127,21 @@ func TestPreCommitRecipe(t *testing.T) {
 			staged = append(staged, candidate)
 		}
 	}
-	out, code, _ := runRecipe(t, hook.Entry, staged...)
+	// The hook's entry as it is, with the staged files, and a fixed --now so the run times are stable.
+	out, code, _ := runRecipe(t, hook.Entry, append(staged, "--now", "2026-11-21T12:00:00Z")...)
 	want := "RecurringJob longhorn-system/nightly (manifests/examples/ci/tree/recurringjobs.yaml#1): allowed\n" +
-		"  warning: " + detachedWarningText + "\n"
-	if code != 1 || !strings.HasPrefix(out, want) || !strings.Contains(out, "  "+recipeDenial+"\n") || !strings.HasSuffix(out, "2 checked, 1 denied, 0 mutated, 1 skipped\n") {
-		t.Errorf("the hook printed (exit %d):\n%s", code, out)
+		"  warning: " + detachedWarningText + "\n" +
+		"  next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC\n" +
+		"RecurringJob longhorn-system/weekly (manifests/examples/ci/tree/recurringjobs.yaml#2): denied\n" +
+		"  " + recipeDenial + "\n" +
+		"  warning: " + detachedWarningText + "\n" +
+		"  next runs: Sun 2026-11-22 03:00 UTC, Sun 2026-11-29 03:00 UTC, Sun 2026-12-06 03:00 UTC\n" +
+		"2 checked, 1 denied, 0 mutated, 1 skipped\n"
+	if code != 1 {
+		t.Errorf("exit status %d, want 1 so the commit is refused", code)
+	}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("hook output (-want +got):\n%s", diff)
 	}
 }
 

@@ -77,15 +77,6 @@ func getPVC(t *testing.T, namespace, name string) *corev1.PersistentVolumeClaim 
 	return pvc
 }
 
-func withAnnotation(annotations map[string]string, key, value string) map[string]string {
-	out := map[string]string{}
-	for k, v := range annotations {
-		out[k] = v
-	}
-	out[key] = value
-	return out
-}
-
 func TestPVCAppliedWithKubectlGetsTheRecurringLabels(t *testing.T) {
 	namespace := newNamespace(t, map[string]string{"backup": "daily"})
 	result := testCluster.RunKubectl(pvcYAML(namespace, "data", "longhorn", nil, nil), "apply", "-f", "-")
