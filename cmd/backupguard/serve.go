@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/certs"
@@ -163,11 +162,12 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		// The process exits right after the manager stops, so handing the lease over at once is safe
 		// and lets another replica take over without waiting for it to expire.
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
-			Host:    opts.webhookHost,
-			Port:    opts.webhookPort,
-			CertDir: opts.certDir,
-			TLSOpts: certs.ServingOptions(opts.enableHTTP2, certificate),
+		WebhookServer: webhook.NewServer(webhook.ServerOptions{
+			Host:        opts.webhookHost,
+			Port:        opts.webhookPort,
+			CertDir:     opts.certDir,
+			EnableHTTP2: opts.enableHTTP2,
+			Certificate: certificate,
 		}),
 		Cache: lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
 	})

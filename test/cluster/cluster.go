@@ -54,7 +54,7 @@ type Cluster struct {
 	Kubectl string
 	// Dir holds the cluster's files: kubeconfig, backupguard's config and logs.
 	Dir string
-	// AuditLog is the API server's audit log of every request, at metadata level.
+	// AuditLog is the API server's audit log of every request, at metadata level (empty with NoAudit).
 	AuditLog string
 	// ServeKubeconfig, when set, is the kubeconfig `backupguard serve` runs with (e.g. one that
 	// impersonates the shipped ServiceAccount); ServeArgs are extra flags for it.
@@ -93,6 +93,8 @@ type Options struct {
 	// AggregatorRouting makes the API server reach webhook Services through their endpoints, as it
 	// must without kube-proxy.
 	AggregatorRouting bool
+	// NoAudit leaves the audit log off, for benchmarks that should not pay for it.
+	NoAudit bool
 }
 
 // Start brings up the control plane. The webhook configurations are installed pointing at
@@ -138,10 +140,14 @@ func StartWith(options Options) (*Cluster, error) {
 		apiServer.SecureServing.ListenAddr.Address = options.APIServerAddress
 		apiServer.SecureServing.ListenAddr.Port = fmt.Sprint(port)
 	}
-	arguments := apiServer.Configure().
-		Set("audit-policy-file", policyPath).
-		Set("audit-log-path", auditLog).
-		Set("audit-log-format", "json")
+	arguments := apiServer.Configure()
+	if options.NoAudit {
+		auditLog = ""
+	} else {
+		arguments.Set("audit-policy-file", policyPath).
+			Set("audit-log-path", auditLog).
+			Set("audit-log-format", "json")
+	}
 	if options.AggregatorRouting {
 		arguments.Set("enable-aggregator-routing", "true")
 	}
@@ -311,6 +317,9 @@ func (b *Backupguard) Log() string {
 	data, _ := os.ReadFile(b.LogPath)
 	return string(data)
 }
+
+// PID is the process id of serve (of `ip netns exec` when it runs in a network namespace).
+func (b *Backupguard) PID() int { return b.command.Process.Pid }
 
 // Stop ends the process and waits for it.
 func (b *Backupguard) Stop() {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestBenchRunsEndToEnd runs the whole of `make bench` at a small scale and short durations against the
+// real control plane, so the benchmark cannot rot between runs: every step must finish, every answer of
+// the load must be right, the sync must write nothing, and the report and chart must hold every result.
+func TestBenchRunsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	opts := options{
+		ReportPath:        filepath.Join(dir, "BENCHMARKS.md"),
+		ChartPath:         filepath.Join(dir, "docs", "latency.svg"),
+		Size:              scaleSize{Namespaces: 4, PVCsPerNamespace: 3, PodsPerPVC: 2, Nodes: 3},
+		Writers:           4,
+		Connections:       []int{1, 4},
+		Load:              loadPlan{Warmup: 50 * time.Millisecond, Measure: 200 * time.Millisecond},
+		PolicyBenchtime:   "1x",
+		PolicyCount:       1,
+		DecisionBenchtime: "10x",
+		DecisionCount:     2,
+		ClaimsPerJob:      3,
+		E2EPVCs:           20,
+		E2ERecurringJobs:  8,
+		E2EConcurrency:    2,
+		E2ERounds:         2,
+		ValidateDocuments: 400,
+		ValidateRuns:      1,
+	}
+	var progress strings.Builder
+	result, err := run(context.Background(), opts, &progress)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+
+	var policies, decisions []string
+	for _, b := range result.Policies {
+		policies = append(policies, b.Package+"."+b.Name)
+	}
+	for _, b := range result.Decisions {
+		decisions = append(decisions, b.Name)
+	}
+	slices.Sort(policies)
+	wantPolicies := []string{
+		"github.com/backupguard/backupguard/offline.Check10000",
+		"github.com/backupguard/backupguard/policies.DecidePVCLabels",
+		"github.com/backupguard/backupguard/policies.ValidateRecurringJob",
+		"github.com/backupguard/backupguard/policies.ValidateScheduleInWindowCold",
+		"github.com/backupguard/backupguard/policies.ValidateScheduleInWindowRepeated",
+	}
+	if diff := cmp.Diff(wantPolicies, policies); diff != "" {
+		t.Errorf("policy benchmarks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"RecurringJobDecision", "PVCLabelDecision", "VolumeLabelDecision", "JobPlacement3PVCs"}, decisions); diff != "" {
+		t.Errorf("decision benchmarks (-want +got):\n%s", diff)
+	}
+	for _, b := range append(result.Policies, result.Decisions...) {
+		if b.NsPerOp <= 0 || b.Runs == 0 {
+			t.Errorf("benchmark %s: %v ns/op over %d runs", b.Name, b.NsPerOp, b.Runs)
+		}
+	}
+
+	type level struct {
+		Endpoint    string
+		Connections int
+	}
+	var levels []level
+	for _, load := range result.Load {
+		levels = append(levels, level{load.Endpoint, load.Connections})
+		if load.Requests == 0 || load.Errors != 0 || load.Latency.P50 <= 0 || load.Latency.P50 > load.Latency.P99 || load.Latency.P99 > load.Latency.P999 {
+			t.Errorf("load %s at %d: %+v", load.Endpoint, load.Connections, load)
+		}
+	}
+	var wantLevels []level
+	for _, connections := range opts.Connections {
+		for _, endpoint := range []string{noopEndpoint, recurringJobEndpoint, pvcEndpoint, volumeEndpoint, jobEndpoint} {
+			wantLevels = append(wantLevels, level{endpoint, connections})
+		}
+	}
+	if diff := cmp.Diff(wantLevels, levels); diff != "" {
+		t.Errorf("load levels (-want +got):\n%s", diff)
+	}
+
+	var kinds []string
+	for _, a := range result.Admission {
+		kinds = append(kinds, a.Kind)
+		want := map[string]int{"PersistentVolumeClaim": opts.E2EPVCs, "RecurringJob": opts.E2ERecurringJobs}[a.Kind]
+		if a.Requests != want || a.With.P50 <= 0 || a.Without.P50 <= 0 {
+			t.Errorf("admission latency of %s: %+v, want %d creates each way", a.Kind, a, want)
+		}
+	}
+	if diff := cmp.Diff([]string{"PersistentVolumeClaim", "RecurringJob"}, kinds); diff != "" {
+		t.Errorf("admission kinds (-want +got):\n%s", diff)
+	}
+	var called []string
+	for _, calls := range result.WebhookCalls {
+		called = append(called, calls.Name)
+	}
+	// The population made PVCs, Volumes and RecurringJobs; no Job was created through the API server.
+	if diff := cmp.Diff([]string{"pvcs.backupguard.io", "recurringjobs.backupguard.io", "volumes.backupguard.io"}, called); diff != "" {
+		t.Errorf("webhooks the API server called (-want +got):\n%s", diff)
+	}
+
+	if result.Serve.SyncWrites != 0 || result.Serve.RSSAtReady <= 0 || result.Serve.PeakRSS < result.Serve.RSSAfterSync || result.Serve.SyncCheckedAfter < result.Serve.ReadyAfter {
+		t.Errorf("serve at scale: %+v", result.Serve)
+	}
+	if result.Validate.Documents != 400 || len(result.Validate.Runs) != 1 || result.Validate.Median <= 0 {
+		t.Errorf("validate: %+v", result.Validate)
+	}
+
+	report, err := os.ReadFile(opts.ReportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headings []string
+	loadRows := 0
+	for _, line := range strings.Split(string(report), "\n") {
+		if heading, found := strings.CutPrefix(line, "## "); found {
+			headings = append(headings, heading)
+		}
+		for _, endpoint := range []string{noopEndpoint, recurringJobEndpoint, pvcEndpoint, volumeEndpoint, jobEndpoint} {
+			if strings.HasPrefix(line, "| "+endpoint+" | ") {
+				loadRows++
+			}
+		}
+	}
+	wantHeadings := []string{"Targets", "Admission over TLS, on loopback", "Added latency through the kube-apiserver", "Memory at scale", "Decisions (Go benchmarks)", "backupguard validate"}
+	if diff := cmp.Diff(wantHeadings, headings); diff != "" {
+		t.Errorf("report sections (-want +got):\n%s", diff)
+	}
+	if loadRows != len(result.Load) {
+		t.Errorf("the report has %d load rows, want %d", loadRows, len(result.Load))
+	}
+	if !strings.Contains(string(report), "](docs/latency.svg)") {
+		t.Errorf("the report does not link the chart by its relative path:\n%s", report)
+	}
+	chart, err := os.ReadFile(opts.ChartPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for panel, series := range parseChart(t, chart) {
+		if len(series) != 5 {
+			t.Errorf("chart panel %s has %d series, want 5", panel, len(series))
+		}
+	}
+}

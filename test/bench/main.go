@@ -1,0 +1,212 @@
+// Command bench measures backupguard and writes BENCHMARKS.md with a latency chart (`make bench`):
+// the policy decisions as Go benchmarks, with the decisions that read the cluster measured over a cache
+// of the full scale; every admission endpoint of `backupguard serve` over TLS on loopback at 1 to 128
+// keep-alive connections, against a no-op handler on the same server stack as the ceiling; the latency
+// the webhooks add to creates through the real kube-apiserver; serve's memory with the full scale
+// cached; and `backupguard validate` over 10,000 documents.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+const (
+	longhornNamespace = "longhorn-system"
+	ownNamespace      = "backupguard-system"
+)
+
+// benchConfig is the config serve runs with: both kinds of label rule, and an S3 window, so the
+// RecurringJob decision includes the window check.
+const benchConfig = `apiVersion: backupguard.io/v1alpha1
+kind: Config
+longhorn:
+  namespace: longhorn-system
+labels:
+  rules:
+    - name: daily-for-labelled-namespaces
+      match:
+        namespaceSelector:
+          matchLabels: {backup: daily}
+      jobs: [bench-daily]
+      groups: [bench-critical]
+    - name: databases
+      match:
+        selector:
+          matchLabels: {app: postgres}
+      groups: [databases]
+window:
+  opens: "55 0 * * *"
+  duration: 3h5m
+`
+
+// options are what one benchmark run measures, and how long.
+type options struct {
+	ReportPath, ChartPath string
+	Size                  scaleSize
+	Writers               int
+	// Connections are the load levels; Load how long each one warms up and measures.
+	Connections []int
+	Load        loadPlan
+	// PolicyBenchtime and PolicyCount are passed to `go test -bench` ("" is go test's default).
+	PolicyBenchtime string
+	PolicyCount     int
+	// DecisionBenchtime and DecisionCount are for the decisions over the real cache.
+	DecisionBenchtime string
+	DecisionCount     int
+	ClaimsPerJob      int
+	// E2EPVCs and E2ERecurringJobs are created with and without the webhooks, E2EConcurrency at a time,
+	// in E2ERounds alternating rounds.
+	E2EPVCs, E2ERecurringJobs, E2EConcurrency, E2ERounds int
+	// ValidateDocuments are checked by ValidateRuns runs of `backupguard validate`.
+	ValidateDocuments, ValidateRuns int
+}
+
+func defaultOptions() options {
+	return options{
+		ReportPath:        "BENCHMARKS.md",
+		ChartPath:         filepath.Join("docs", "benchmarks-latency.svg"),
+		Size:              fullScale,
+		Writers:           16,
+		Connections:       []int{1, 8, 32, 128},
+		Load:              loadPlan{Warmup: time.Second, Measure: 4 * time.Second},
+		PolicyCount:       5,
+		DecisionBenchtime: "3000x",
+		DecisionCount:     5,
+		ClaimsPerJob:      3,
+		E2EPVCs:           2000,
+		E2ERecurringJobs:  500,
+		E2EConcurrency:    8,
+		E2ERounds:         4,
+		ValidateDocuments: 10000,
+		ValidateRuns:      5,
+	}
+}
+
+func main() {
+	testing.Init()
+	opts := defaultOptions()
+	flag.StringVar(&opts.ReportPath, "report", opts.ReportPath, "where the Markdown report is written")
+	flag.StringVar(&opts.ChartPath, "chart", opts.ChartPath, "where the SVG chart is written (linked from the report by a relative path)")
+	flag.DurationVar(&opts.Load.Measure, "load-duration", opts.Load.Measure, "how long each load level is measured")
+	flag.DurationVar(&opts.Load.Warmup, "load-warmup", opts.Load.Warmup, "how long each load level warms up first")
+	connections := flag.String("connections", "1,8,32,128", "load levels: concurrent keep-alive connections")
+	flag.Parse()
+	var err error
+	if opts.Connections, err = parseInts(*connections); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --connections:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	result, err := run(ctx, opts, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	for _, target := range result.Targets() {
+		fmt.Fprintf(os.Stderr, "bench: target %s: %s (%s)\n", target.Name, target.Verdict(), target.Measured)
+	}
+}
+
+func parseInts(text string) ([]int, error) {
+	var values []int
+	for _, field := range strings.Split(text, ",") {
+		value, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || value < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", field)
+		}
+		values = append(values, value)
+	}
+	return values, nil
+}
+
+// run measures everything and writes the report and the chart.
+func run(ctx context.Context, opts options, progress io.Writer) (*results, error) {
+	// The benchmark's own clients and caches have nothing to say; serve logs to its own file.
+	ctrllog.SetLogger(logr.Discard())
+	started := time.Now()
+	result := &results{Options: opts, Machine: readMachine(), Started: started.UTC()}
+	fmt.Fprintln(progress, "bench: policy benchmarks (go test -bench ./policies/... ./offline/...)")
+	var err error
+	if result.Policies, _, err = runPolicyBenchmarks(ctx, opts.PolicyBenchtime, opts.PolicyCount); err != nil {
+		return nil, err
+	}
+	bench, err := startBench(ctx, opts, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer bench.Stop()
+	result.Machine.KubeAPIServer = bench.apiServerVersion
+	steps := []struct {
+		name string
+		run  func(context.Context, *results) error
+	}{
+		{"populating the cluster", bench.populate},
+		{"serve's memory and sync at scale", bench.measureServe},
+		{"decisions over a cache of the scale", bench.measureDecisions},
+		{"load over TLS", bench.measureLoad},
+		{"added latency through the kube-apiserver", bench.measureAdmissionLatency},
+		{"backupguard validate", bench.measureValidate},
+	}
+	for _, step := range steps {
+		stepStart := time.Now()
+		fmt.Fprintf(progress, "bench: %s\n", step.name)
+		if err := step.run(ctx, result); err != nil {
+			return nil, fmt.Errorf("%s: %w", step.name, err)
+		}
+		fmt.Fprintf(progress, "bench: %s took %s\n", step.name, time.Since(stepStart).Round(time.Second))
+	}
+	result.Took = time.Since(started)
+	if err := writeOutputs(result); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "bench: wrote %s and %s in %s\n", opts.ReportPath, opts.ChartPath, result.Took.Round(time.Second))
+	return result, nil
+}
+
+// writeOutputs writes the chart, then the report that links it.
+func writeOutputs(result *results) error {
+	for _, path := range []string{result.Options.ReportPath, result.Options.ChartPath} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+	}
+	chart, err := os.Create(result.Options.ChartPath)
+	if err != nil {
+		return err
+	}
+	if err := writeLatencyChart(chart, result.Load); err != nil {
+		chart.Close()
+		return fmt.Errorf("writing %s: %w", result.Options.ChartPath, err)
+	}
+	if err := chart.Close(); err != nil {
+		return err
+	}
+	link, err := filepath.Rel(filepath.Dir(result.Options.ReportPath), result.Options.ChartPath)
+	if err != nil {
+		return err
+	}
+	report, err := os.Create(result.Options.ReportPath)
+	if err != nil {
+		return err
+	}
+	if err := writeReport(report, result, filepath.ToSlash(link)); err != nil {
+		report.Close()
+		return fmt.Errorf("writing %s: %w", result.Options.ReportPath, err)
+	}
+	return report.Close()
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// results is everything one run measured.
+type results struct {
+	Options      options
+	Machine      machine
+	Started      time.Time
+	Took         time.Duration
+	Policies     []goBenchmark
+	Decisions    []goBenchmark
+	Load         []LoadResult
+	Serve        serveMeasurement
+	Admission    []admissionLatency
+	WebhookCalls []webhookCalls
+	Validate     validateMeasurement
+}
+
+// serveMeasurement is `backupguard serve` started over the populated cluster.
+type serveMeasurement struct {
+	Scale string
+	// ReadyAfter is from start to /readyz passing (every informer synced); SyncCheckedAfter until the
+	// label sync had checked every PVC and Volume, writing SyncWrites patches.
+	ReadyAfter, SyncCheckedAfter      time.Duration
+	SyncWrites                        int
+	RSSAtReady, RSSAfterSync, PeakRSS int64
+}
+
+// machine describes where the run happened.
+type machine struct {
+	CPU, Kernel, Go, KubeAPIServer string
+	Cores                          int
+	MemoryBytes                    int64
+}
+
+func readMachine() machine {
+	m := machine{CPU: "unknown", Kernel: "unknown", Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH, Cores: runtime.NumCPU()}
+	if release, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(release))
+	}
+	if file, err := os.Open("/proc/cpuinfo"); err == nil {
+		scanner := bufio.NewScanner(file)
+		for scanner.Scan() {
+			if key, value, found := strings.Cut(scanner.Text(), ":"); found && strings.TrimSpace(key) == "model name" {
+				m.CPU = strings.TrimSpace(value)
+				break
+			}
+		}
+		file.Close()
+	}
+	if file, err := os.Open("/proc/meminfo"); err == nil {
+		var kilobytes int64
+		scanner := bufio.NewScanner(file)
+		for scanner.Scan() {
+			if _, err := fmt.Sscanf(scanner.Text(), "MemTotal: %d kB", &kilobytes); err == nil {
+				m.MemoryBytes = kilobytes * 1024
+				break
+			}
+		}
+		file.Close()
+	}
+	return m
+}
+
+// target is one of the issue's goals, with what was measured.
+type target struct {
+	Name, Goal, Measured string
+	Met                  bool
+}
+
+func (t target) Verdict() string {
+	if t.Met {
+		return "met"
+	}
+	return "missed"
+}
+
+// ceilingConnections is where the throughput goal is judged.
+const ceilingConnections = 32
+
+// Targets judges the results against the performance issue's goals for a 2-core machine.
+func (r *results) Targets() []target {
+	var targets []target
+	ceiling, ok := r.loadAt(noopEndpoint, ceilingConnections)
+	for _, endpoint := range []string{recurringJobEndpoint, pvcEndpoint, volumeEndpoint, jobEndpoint} {
+		load, found := r.loadAt(endpoint, ceilingConnections)
+		if !found || !ok {
+			continue
+		}
+		ratio := load.RequestsPerSecond() / ceiling.RequestsPerSecond()
+		targets = append(targets, target{
+			Name:     fmt.Sprintf("%s at %d connections", endpoint, ceilingConnections),
+			Goal:     "≥ 80% of the no-op ceiling's requests/s, p99 < 2 ms",
+			Measured: fmt.Sprintf("%.0f%% of %.0f req/s, p99 %s", 100*ratio, ceiling.RequestsPerSecond(), formatDuration(load.Latency.P99)),
+			Met:      ratio >= 0.8 && load.Latency.P99 < 2*time.Millisecond,
+		})
+	}
+	for _, latency := range r.Admission {
+		added := latency.With.P99 - latency.Without.P99
+		targets = append(targets, target{
+			Name:     fmt.Sprintf("%s creates through the kube-apiserver", latency.Kind),
+			Goal:     "added p99 < 5 ms",
+			Measured: fmt.Sprintf("added p99 %s (p50 %s)", formatDuration(added), formatDuration(latency.With.P50-latency.Without.P50)),
+			Met:      added < 5*time.Millisecond,
+		})
+	}
+	if r.Serve.PeakRSS > 0 {
+		targets = append(targets, target{
+			Name:     "serve's memory at scale",
+			Goal:     "RSS < 100 MiB",
+			Measured: fmt.Sprintf("%s after the caches synced, %s after the sync checked everything, peak %s", mebibytes(r.Serve.RSSAtReady), mebibytes(r.Serve.RSSAfterSync), mebibytes(r.Serve.PeakRSS)),
+			Met:      max(r.Serve.RSSAtReady, r.Serve.RSSAfterSync) < 100<<20,
+		})
+	}
+	if r.Validate.Documents > 0 {
+		targets = append(targets, target{
+			Name:     fmt.Sprintf("backupguard validate of %d documents", r.Validate.Documents),
+			Goal:     "< 2 s",
+			Measured: fmt.Sprintf("median %s of %d runs", formatDuration(r.Validate.Median), len(r.Validate.Runs)),
+			Met:      r.Validate.Median < 2*time.Second,
+		})
+	}
+	return targets
+}
+
+func (r *results) loadAt(endpoint string, connections int) (LoadResult, bool) {
+	for _, load := range r.Load {
+		if load.Endpoint == endpoint && load.Connections == connections {
+			return load, true
+		}
+	}
+	return LoadResult{}, false
+}
+
+func mebibytes(bytes int64) string { return fmt.Sprintf("%.1f MiB", float64(bytes)/(1<<20)) }
+
+// formatDuration shows a latency in the unit that keeps three significant digits.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + formatDuration(-d)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func formatNanoseconds(ns float64) string {
+	switch {
+	case ns < 1000:
+		return fmt.Sprintf("%.0f ns", ns)
+	case ns < 1e6:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	default:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	}
+}
+
+// writeReport writes BENCHMARKS.md; chartLink is the chart's path relative to the report.
+func writeReport(w io.Writer, r *results, chartLink string) error {
+	out := &reportWriter{w: w}
+	opts := r.Options
+	out.printf("# backupguard benchmarks\n\n")
+	out.printf("Written by `make bench` (`go run ./test/bench`) on %s; the run took %s. Every figure below comes from\n", r.Started.Format("2006-01-02 15:04 MST"), r.Took.Round(time.Second))
+	out.printf("that one run; run `make bench` to measure your machine.\n\n")
+	out.printf("| Machine | |\n|---|---|\n")
+	out.printf("| CPU | %s, %d cores |\n| Memory | %.1f GiB |\n| Kernel | %s |\n| Go | %s |\n| kube-apiserver | %s (etcd from test/tools) |\n\n",
+		r.Machine.CPU, r.Machine.Cores, float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.Kernel, r.Machine.Go, r.Machine.KubeAPIServer)
+
+	out.printf("## Targets\n\n| Target | Goal | Measured | |\n|---|---|---|---|\n")
+	for _, t := range r.Targets() {
+		out.printf("| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, t.Verdict())
+	}
+
+	out.printf("\n## Admission over TLS, on loopback\n\n")
+	out.printf("`backupguard serve` (as shipped, with caches of the scale below) and a no-op server on the same stack\n")
+	out.printf("(`webhook.NewServer`: TLS 1.2+, HTTP/1.1, controller-runtime's AdmissionReview handling; `test/bench/noopserver`)\n")
+	out.printf("get real AdmissionReviews from a Go load generator in a third process: each connection is kept alive and\n")
+	out.printf("sends one request at a time, as the kube-apiserver does. Each level warms up %s, then measures %s.\n", opts.Load.Warmup, opts.Load.Measure)
+	out.printf("Every answer is checked (uid, verdict, patch or no patch); a wrong one fails the run. The load generator\n")
+	out.printf("shares the %d cores with the server, as the ceiling's does.\n\n", r.Machine.Cores)
+	out.printf("![p99 latency and throughput against concurrent connections](%s)\n\n", chartLink)
+	out.printf("| Endpoint | Connections | Requests/s | p50 | p99 | p99.9 | max | of the ceiling | wrong answers |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, load := range r.Load {
+		share := "ceiling"
+		if load.Endpoint != noopEndpoint {
+			if ceiling, ok := r.loadAt(noopEndpoint, load.Connections); ok && ceiling.RequestsPerSecond() > 0 {
+				share = fmt.Sprintf("%.0f%%", 100*load.RequestsPerSecond()/ceiling.RequestsPerSecond())
+			}
+		}
+		out.printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d |\n", load.Endpoint, load.Connections, load.RequestsPerSecond(),
+			formatDuration(load.Latency.P50), formatDuration(load.Latency.P99), formatDuration(load.Latency.P999), formatDuration(load.Latency.Max), share, load.Errors)
+	}
+	out.printf("\nWhat each endpoint is sent: `pvcs` a new PVC in a namespace a rule selects (labels added), `volumes` the\n")
+	out.printf("Volume of a cached PVC (labels copied), `recurringjobs` a valid backup RecurringJob (the S3 window check\n")
+	out.printf("included), `jobs` a backup Job over %d ReadWriteOnce PVCs (node affinity and a toleration added); `no-op` the PVC's.\n", opts.ClaimsPerJob)
+
+	out.printf("\n## Added latency through the kube-apiserver\n\n")
+	out.printf("Creates through the real kube-apiserver, %d at a time, with backupguard's webhook configurations registered\n", opts.E2EConcurrency)
+	out.printf("(as shipped, pointed at serve) and without, in %d alternating rounds; the client measures each create.\n\n", opts.E2ERounds)
+	out.printf("| Kind | Creates each way | p50 without | p50 with | added p50 | p99 without | p99 with | added p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, a := range r.Admission {
+		out.printf("| %s | %d | %s | %s | %s | %s | %s | %s |\n", a.Kind, a.Requests, formatDuration(a.Without.P50), formatDuration(a.With.P50),
+			formatDuration(a.With.P50-a.Without.P50), formatDuration(a.Without.P99), formatDuration(a.With.P99), formatDuration(a.With.P99-a.Without.P99))
+	}
+	if len(r.WebhookCalls) > 0 {
+		out.printf("\nThe kube-apiserver's own histogram of its webhook calls (`apiserver_admission_webhook_admission_duration_seconds`,\n")
+		out.printf("whole run, the population included):\n\n| Webhook | Calls | Answered within 5 ms |\n|---|---:|---:|\n")
+		for _, calls := range r.WebhookCalls {
+			out.printf("| %s | %.0f | %.2f%% |\n", calls.Name, calls.Calls, 100*calls.Under5ms/calls.Calls)
+		}
+	}
+
+	out.printf("\n## Memory at scale\n\n")
+	out.printf("`backupguard serve` restarted over a cluster holding %s (plus the\n", r.Serve.Scale)
+	out.printf("benchmark's own objects). The cache keeps only what the code reads: no managedFields, Pods and Nodes\n")
+	out.printf("slimmed by transforms, Longhorn objects from the Longhorn namespace only, no deep copies.\n\n")
+	out.printf("| | |\n|---|---:|\n")
+	out.printf("| ready (every informer synced) after | %s |\n| RSS when ready | %s |\n", formatDuration(r.Serve.ReadyAfter), mebibytes(r.Serve.RSSAtReady))
+	out.printf("| label sync had checked every PVC and Volume after | %s |\n| patches it wrote (all were correct) | %d |\n", formatDuration(r.Serve.SyncCheckedAfter), r.Serve.SyncWrites)
+	out.printf("| RSS then | %s |\n| peak RSS (VmHWM) | %s |\n", mebibytes(r.Serve.RSSAfterSync), mebibytes(r.Serve.PeakRSS))
+
+	out.printf("\n## Decisions (Go benchmarks)\n\n")
+	out.printf("Pure policy functions from `go test -bench ./policies/... ./offline/...` (median of %d runs), then each\n", opts.PolicyCount)
+	out.printf("webhook's whole decision (decode, cache lookups, policy, patch) over a controller-runtime cache set up\n")
+	out.printf("as serve's and synced with the cluster above (%s ops, median of %d runs).\n\n", opts.DecisionBenchtime, opts.DecisionCount)
+	out.printf("| Benchmark | Package | Time/op (median) | range | B/op | allocs/op |\n|---|---|---:|---:|---:|---:|\n")
+	for _, b := range append(append([]goBenchmark{}, r.Policies...), r.Decisions...) {
+		out.printf("| %s | %s | %s | %s – %s | %d | %d |\n", b.Name, b.Package, formatNanoseconds(b.NsPerOp), formatNanoseconds(b.MinNs), formatNanoseconds(b.MaxNs), b.BytesPerOp, b.AllocsPerOp)
+	}
+
+	out.printf("\n## backupguard validate\n\n")
+	out.printf("The real binary, `validate --config -o json`, over one file of %d documents (a quarter RecurringJobs,\n", r.Validate.Documents)
+	out.printf("the rest PVCs with their Namespaces), with the config above (label rules and the S3 window): median %s;\n", formatDuration(r.Validate.Median))
+	var runs []string
+	for _, run := range r.Validate.Runs {
+		runs = append(runs, formatDuration(run))
+	}
+	out.printf("runs: %s.\n", strings.Join(runs, ", "))
+	return out.err
+}
+
+// reportWriter keeps the first write error, so the report reads as plain printing.
+type reportWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *reportWriter) printf(format string, args ...any) {
+	if r.err == nil {
+		_, r.err = fmt.Fprintf(r.w, format, args...)
+	}
+}
