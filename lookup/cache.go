@@ -29,11 +29,31 @@ func CacheOptions(longhornNamespace, ownNamespace string) cache.Options {
 			&longhorn.BackupTarget{}:      {Namespaces: inLonghornNamespace},
 			&networkingv1.NetworkPolicy{}: {Namespaces: inLonghornNamespace},
 			// The window reads where the kube-apiserver answers, and its own ConfigMap.
-			&discoveryv1.EndpointSlice{}: {Namespaces: inDefaultNamespace},
-			&corev1.Service{}:            {Namespaces: inDefaultNamespace},
-			&corev1.ConfigMap{}:          {Namespaces: map[string]cache.Config{ownNamespace: {}}},
-			&corev1.Pod{}:                {Transform: SlimPod},
-			&corev1.Node{}:               {Transform: SlimNode},
+			&discoveryv1.EndpointSlice{}:    {Namespaces: inDefaultNamespace},
+			&corev1.Service{}:               {Namespaces: inDefaultNamespace},
+			&corev1.ConfigMap{}:             {Namespaces: map[string]cache.Config{ownNamespace: {}}},
+			&corev1.PersistentVolumeClaim{}: {Transform: SlimPVC},
+			&corev1.Pod{}:                   {Transform: SlimPod},
+			&corev1.Node{}:                  {Transform: SlimNode},
 		},
 	}
+}
+
+// SlimPVC drops what nothing reads of a PVC and takes the most room: the requested and reported sizes
+// (maps of quantities), conditions and data sources. Metadata stays whole: the label sync computes its
+// JSON patches of labels and annotations from the cached object, so those must be exactly the server's.
+func SlimPVC(object any) (any, error) {
+	pvc, ok := object.(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return object, nil
+	}
+	pvc.ManagedFields = nil
+	pvc.Spec = corev1.PersistentVolumeClaimSpec{
+		AccessModes:      pvc.Spec.AccessModes,
+		StorageClassName: pvc.Spec.StorageClassName,
+		VolumeName:       pvc.Spec.VolumeName,
+		VolumeMode:       pvc.Spec.VolumeMode,
+	}
+	pvc.Status = corev1.PersistentVolumeClaimStatus{Phase: pvc.Status.Phase, AccessModes: pvc.Status.AccessModes}
+	return pvc, nil
 }

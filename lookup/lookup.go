@@ -26,8 +26,6 @@ const (
 	PVCByStorageClass = "backupguard.io/pvc-storage-class"
 	// VolumeByPVC indexes Volumes by "namespace/name" of the PVC in status.kubernetesStatus.
 	VolumeByPVC = "backupguard.io/volume-pvc"
-	// PodByClaim indexes Pods by "namespace/claim" of every PVC they mount.
-	PodByClaim = "backupguard.io/pod-claims"
 )
 
 // AddIndexes registers the cache indexes the lookups use.
@@ -39,16 +37,6 @@ func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	}
 	if err := indexer.IndexField(ctx, &corev1.PersistentVolumeClaim{}, PVCByStorageClass, func(object client.Object) []string {
 		return []string{policies.StorageClassName(object.(*corev1.PersistentVolumeClaim))}
-	}); err != nil {
-		return err
-	}
-	if err := indexer.IndexField(ctx, &corev1.Pod{}, PodByClaim, func(object client.Object) []string {
-		pod := object.(*corev1.Pod)
-		claims := policies.ClaimNames(&pod.Spec)
-		for i, claim := range claims {
-			claims[i] = pod.Namespace + "/" + claim
-		}
-		return claims
 	}); err != nil {
 		return err
 	}
@@ -134,7 +122,7 @@ func PVCOfVolume(ctx context.Context, reader client.Reader, volume *longhorn.Vol
 
 // Placement gathers what placing a backup Job in namespace needs: each mounted PVC, the pods that use
 // it, its PV and Longhorn Volume, and the Nodes they point at.
-func Placement(ctx context.Context, reader client.Reader, namespace string, job *batchv1.Job, longhornNamespace string) (policies.PlacementInput, error) {
+func Placement(ctx context.Context, reader client.Reader, pods PodsByClaim, namespace string, job *batchv1.Job, longhornNamespace string) (policies.PlacementInput, error) {
 	input := policies.PlacementInput{Job: job, Claims: map[string]policies.ClaimFacts{}, Nodes: map[string]*corev1.Node{}}
 	for _, claim := range policies.ClaimNames(&job.Spec.Template.Spec) {
 		var facts policies.ClaimFacts
@@ -147,11 +135,10 @@ func Placement(ctx context.Context, reader client.Reader, namespace string, job 
 			return input, fmt.Errorf("reading PVC %s/%s: %w", namespace, claim, err)
 		}
 		facts.PVC = pvc
-		pods := &corev1.PodList{}
-		if err := reader.List(ctx, pods, client.MatchingFields{PodByClaim: namespace + "/" + claim}); err != nil {
+		var err error
+		if facts.Pods, err = pods.PodsMounting(namespace, claim); err != nil {
 			return input, fmt.Errorf("listing the pods that mount PVC %s/%s: %w", namespace, claim, err)
 		}
-		facts.Pods = pods.Items
 		if pvc.Spec.VolumeName != "" {
 			pv := &corev1.PersistentVolume{}
 			switch err := reader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); {
@@ -182,28 +169,6 @@ func Placement(ctx context.Context, reader client.Reader, namespace string, job 
 		}
 	}
 	return input, nil
-}
-
-// SlimPod keeps only what placement reads of a Pod, so that tens of thousands of cached pods stay small.
-func SlimPod(object any) (any, error) {
-	pod, ok := object.(*corev1.Pod)
-	if !ok {
-		return object, nil
-	}
-	slim := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-			Labels: pod.Labels, OwnerReferences: pod.OwnerReferences,
-		},
-		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase},
-	}
-	for _, volume := range pod.Spec.Volumes {
-		if volume.PersistentVolumeClaim != nil {
-			slim.Spec.Volumes = append(slim.Spec.Volumes, corev1.Volume{Name: volume.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: volume.PersistentVolumeClaim}})
-		}
-	}
-	return slim, nil
 }
 
 // SlimNode keeps only a Node's name, labels and taints.

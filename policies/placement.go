@@ -217,8 +217,8 @@ func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodeP
 	return claimNode{}, field.ErrorList{field.Invalid(path, claim, message+"; annotate the PVC with "+NodeAnnotation+", or set backupJobs.unresolvedNode: Allow")}, nil
 }
 
-// jobNameLabels are the labels the Job controller puts on a Job's pods.
-var jobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
+// JobNameLabels are the labels the Job controller puts on a Job's pods.
+var JobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
 
 // competingPods are the pods that hold a volume against the backup: not terminated, and not the Job's
 // own (a Job re-created under the same name would otherwise compete with itself).
@@ -228,7 +228,7 @@ func competingPods(pods []corev1.Pod, job *batchv1.Job) []corev1.Pod {
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		if job.Name != "" && slices.ContainsFunc(jobNameLabels, func(label string) bool { return pod.Labels[label] == job.Name }) {
+		if job.Name != "" && slices.ContainsFunc(JobNameLabels, func(label string) bool { return pod.Labels[label] == job.Name }) {
 			continue
 		}
 		competing = append(competing, pod)

@@ -23,6 +23,8 @@ var jobGroupKind = schema.GroupKind{Group: "batch", Kind: "Job"}
 // JobPlacer pins backup Jobs to the node where their ReadWriteOnce volumes are attached.
 type JobPlacer struct {
 	Reader client.Reader
+	// Pods finds the pods that mount a PVC (lookup.PodIndex: Pods are not in Reader's typed cache).
+	Pods   lookup.PodsByClaim
 	Config func() *policies.Config
 }
 
@@ -43,7 +45,7 @@ func (p *JobPlacer) Handle(ctx context.Context, req admission.Request) admission
 	if !rules.Selects(job) {
 		return admission.Allowed("")
 	}
-	input, err := lookup.Placement(ctx, p.Reader, req.Namespace, job, config.Longhorn.Namespace)
+	input, err := lookup.Placement(ctx, p.Reader, p.Pods, req.Namespace, job, config.Longhorn.Namespace)
 	if err != nil {
 		// A backup Job placed blindly is worse than one refused: fail closed.
 		return lookupFailed(err)

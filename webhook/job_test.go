@@ -60,6 +60,7 @@ func TestJobPlacerHandle(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			placer := &webhook.JobPlacer{
 				Reader: labelClient(t, nil, []client.Object{pvc, pv, volume, workerNode}...),
+				Pods:   noPods{},
 				Config: func() *policies.Config { return policies.DefaultConfig() },
 			}
 			got := placer.Handle(context.Background(), admissionRequest(t, tc.request))
@@ -69,3 +70,8 @@ func TestJobPlacerHandle(t *testing.T) {
 		})
 	}
 }
+
+// noPods is a cluster where no pod mounts any PVC.
+type noPods struct{}
+
+func (noPods) PodsMounting(string, string) ([]corev1.Pod, error) { return nil, nil }

@@ -45,15 +45,7 @@ func labelClient(t *testing.T, funcs *interceptor.Funcs, objects ...client.Objec
 		t.Fatal(err)
 	}
 	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...).
-		WithIndex(&corev1.PersistentVolumeClaim{}, lookup.PVCByUID, func(o client.Object) []string { return []string{string(o.GetUID())} }).
-		WithIndex(&corev1.Pod{}, lookup.PodByClaim, func(o client.Object) []string {
-			pod := o.(*corev1.Pod)
-			var claims []string
-			for _, claim := range policies.ClaimNames(&pod.Spec) {
-				claims = append(claims, pod.Namespace+"/"+claim)
-			}
-			return claims
-		})
+		WithIndex(&corev1.PersistentVolumeClaim{}, lookup.PVCByUID, func(o client.Object) []string { return []string{string(o.GetUID())} })
 	if funcs != nil {
 		builder = builder.WithInterceptorFuncs(*funcs)
 	}

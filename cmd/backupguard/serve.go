@@ -66,6 +66,7 @@ type serveOptions struct {
 	syncWritesPerSec   float64
 	namespace          string
 	windowResync       time.Duration
+	pprofAddress       string
 }
 
 func runServe(args []string, _ io.Writer, stderr io.Writer) int {
@@ -92,6 +93,7 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 	flags.StringVar(&opts.sync, "sync", "on", "label sync for PVCs and Volumes: on, dry-run (only log what it would change) or off")
 	flags.Float64Var(&opts.syncWritesPerSec, "sync-writes-per-second", 10, "the most label patches the sync sends per second")
 	flags.StringVar(&opts.namespace, "namespace", defaultNamespace(), "backupguard's own namespace, where the window's ConfigMap lives (default: $POD_NAMESPACE, else backupguard-system)")
+	flags.StringVar(&opts.pprofAddress, "pprof-bind-address", "", "address of Go's pprof endpoints, for profiling; empty disables them (they reveal internals: keep them on loopback)")
 	flags.DurationVar(&opts.windowResync, "window-resync", 30*time.Second, "the longest the window controller goes without re-checking the cluster")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -156,6 +158,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddress},
 		HealthProbeBindAddress:  opts.probeAddress,
+		PprofBindAddress:        opts.pprofAddress,
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "backupguard.io",
 		LeaderElectionNamespace: opts.leaderElectionNS,
@@ -184,6 +187,10 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err := lookup.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("indexing the cache: %w", err)
 	}
+	pods, err := lookup.NewPodIndex(ctx, mgr.GetCache())
+	if err != nil {
+		return fmt.Errorf("indexing the pods: %w", err)
+	}
 	// Start every informer now, so readiness waits for them instead of the first admission request.
 	for _, watched := range []client.Object{
 		&longhorn.Setting{}, &longhorn.RecurringJob{}, &longhorn.Volume{},
@@ -203,7 +210,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}})
 	server.Register(webhook.PVCPath, &admission.Webhook{Handler: &webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}})
 	server.Register(webhook.VolumePath, &admission.Webhook{Handler: &webhook.VolumeLabeler{Reader: mgr.GetCache()}})
-	server.Register(webhook.JobPath, &admission.Webhook{Handler: &webhook.JobPlacer{Reader: mgr.GetCache(), Config: configFile.Config}})
+	server.Register(webhook.JobPath, &admission.Webhook{Handler: &webhook.JobPlacer{Reader: mgr.GetCache(), Pods: pods, Config: configFile.Config}})
 
 	window := &controllers.WindowController{
 		Client:    mgr.GetClient(),

@@ -284,7 +284,7 @@ func scrape(url string) (map[string]float64, error) {
 func (b *benchCluster) measureDecisions(ctx context.Context, result *results) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the cache goes before the load runs, which need the CPU
-	informers, err := syncedCache(ctx, b.config)
+	informers, pods, err := syncedCache(ctx, b.config)
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (b *benchCluster) measureDecisions(ctx context.Context, result *results) er
 	if err != nil {
 		return err
 	}
-	decisions, err := decisionBenches(informers, func() *policies.Config { return config }, b.pvcs, b.opts.ClaimsPerJob)
+	decisions, err := decisionBenches(informers, pods, func() *policies.Config { return config }, b.pvcs, b.opts.ClaimsPerJob)
 	if err != nil {
 		return err
 	}

@@ -165,35 +165,39 @@ func runDecisionBenchmarks(decisions []decisionBench, count int, scale string) (
 
 // syncedCache is a controller-runtime cache configured as serve's, synced with the cluster; it stops
 // with ctx.
-func syncedCache(ctx context.Context, config *rest.Config) (cache.Cache, error) {
+func syncedCache(ctx context.Context, config *rest.Config) (cache.Cache, *lookup.PodIndex, error) {
 	options := lookup.CacheOptions(longhornNamespace, ownNamespace)
 	options.Scheme = newScheme()
 	informers, err := cache.New(config, options)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := lookup.AddIndexes(ctx, informers); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	pods, err := lookup.NewPodIndex(ctx, informers)
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, object := range []client.Object{&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.PersistentVolume{}, &longhorn.Volume{},
 		&longhorn.RecurringJob{}, &longhorn.Setting{}, &storagev1.StorageClass{}, &corev1.Pod{}, &corev1.Node{}} {
 		if _, err := informers.GetInformer(ctx, object); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	go func() { _ = informers.Start(ctx) }()
 	syncCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if !informers.WaitForCacheSync(syncCtx) {
-		return nil, fmt.Errorf("the benchmark's cache did not sync")
+		return nil, nil, fmt.Errorf("the benchmark's cache did not sync")
 	}
-	return informers, nil
+	return informers, pods, nil
 }
 
 // decisionBenches are the four webhook decisions over reader, on objects of the populated cluster: a
 // PVC in a labelled namespace, the Volume of another PVC, a valid RecurringJob, and a backup Job over
 // three ReadWriteOnce PVCs of one namespace.
-func decisionBenches(reader client.Reader, config func() *policies.Config, pvcs []*corev1.PersistentVolumeClaim, claimsPerJob int) ([]decisionBench, error) {
+func decisionBenches(reader client.Reader, pods lookup.PodsByClaim, config func() *policies.Config, pvcs []*corev1.PersistentVolumeClaim, claimsPerJob int) ([]decisionBench, error) {
 	pvc := newPVCIn(pvcs[len(pvcs)/2].Namespace)
 	volume, err := unlabelledVolumeOf(pvcs)
 	if err != nil {
@@ -222,7 +226,7 @@ func decisionBenches(reader client.Reader, config func() *policies.Config, pvcs 
 			Check: func(r admission.Response) error { return wantAllowed(r, -1) }},
 		{Name: "VolumeLabelDecision", Handler: &webhook.VolumeLabeler{Reader: reader}, Request: requests["volume"],
 			Check: func(r admission.Response) error { return wantAllowed(r, -1) }},
-		{Name: fmt.Sprintf("JobPlacement%dPVCs", claimsPerJob), Handler: &webhook.JobPlacer{Reader: reader, Config: config}, Request: requests["job"],
+		{Name: fmt.Sprintf("JobPlacement%dPVCs", claimsPerJob), Handler: &webhook.JobPlacer{Reader: reader, Pods: pods, Config: config}, Request: requests["job"],
 			Check: func(r admission.Response) error { return wantAllowed(r, 2) }},
 	}, nil
 }

@@ -73,6 +73,8 @@ type options struct {
 	E2EPVCs, E2ERecurringJobs, E2EConcurrency, E2ERounds int
 	// ValidateDocuments are checked by ValidateRuns runs of `backupguard validate`.
 	ValidateDocuments, ValidateRuns int
+	// Hold stops after populating and keeps the cluster until ctx ends.
+	Hold bool
 }
 
 func defaultOptions() options {
@@ -103,6 +105,7 @@ func main() {
 	flag.StringVar(&opts.ChartPath, "chart", opts.ChartPath, "where the SVG chart is written (linked from the report by a relative path)")
 	flag.DurationVar(&opts.Load.Measure, "load-duration", opts.Load.Measure, "how long each load level is measured")
 	flag.DurationVar(&opts.Load.Warmup, "load-warmup", opts.Load.Warmup, "how long each load level warms up first")
+	flag.BoolVar(&opts.Hold, "hold", false, "populate the cluster, print how to reach it, and wait for Ctrl-C (for profiling by hand)")
 	connections := flag.String("connections", "1,8,32,128", "load levels: concurrent keep-alive connections")
 	flag.Parse()
 	var err error
@@ -161,6 +164,15 @@ func run(ctx context.Context, opts options, progress io.Writer) (*results, error
 		{"load over TLS", bench.measureLoad},
 		{"added latency through the kube-apiserver", bench.measureAdmissionLatency},
 		{"backupguard validate", bench.measureValidate},
+	}
+	if opts.Hold {
+		if err := bench.populate(ctx, result); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "bench: holding; KUBECONFIG=%s, config %s, certificates in %s, serve's log %s; Ctrl-C ends it\n",
+			bench.cluster.Kubeconfig, bench.configPath, bench.cluster.Env.WebhookInstallOptions.LocalServingCertDir, bench.guard.LogPath)
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	for _, step := range steps {
 		stepStart := time.Now()

@@ -1,0 +1,144 @@
+package lookup
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/backupguard/backupguard/policies"
+)
+
+// PodClaims is all that is cached of a Pod: the claims it mounts, where it runs, whether it still runs,
+// and the labels that tie it to a Job. A cluster has many more Pods than anything else backupguard
+// reads, and a *corev1.Pod costs over 1 KiB even when emptied, so the Pod informer stores this instead.
+type PodClaims struct {
+	Namespace, Name string
+	// JobLabels are the pod's labels that name its Job, if any.
+	JobLabels map[string]string
+	NodeName  string
+	Phase     corev1.PodPhase
+	// Claims are the names of the PVCs it mounts.
+	Claims []string
+}
+
+// GetObjectMeta gives the informer's store the namespace and name it keys objects by.
+func (p *PodClaims) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}
+}
+
+// GetObjectKind: PodClaims is never serialised.
+func (p *PodClaims) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject copies p; the informer only needs it for its interface.
+func (p *PodClaims) DeepCopyObject() runtime.Object {
+	return &PodClaims{Namespace: p.Namespace, Name: p.Name, JobLabels: maps.Clone(p.JobLabels), NodeName: p.NodeName, Phase: p.Phase,
+		Claims: slices.Clone(p.Claims)}
+}
+
+// Pod is the PodClaims as the Pod placement reads: name, Job labels, node, phase and PVC volumes (named
+// after their claims).
+func (p *PodClaims) Pod() corev1.Pod {
+	pod := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.JobLabels},
+		Spec:       corev1.PodSpec{NodeName: p.NodeName},
+		Status:     corev1.PodStatus{Phase: p.Phase},
+	}
+	for _, claim := range p.Claims {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: claim, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
+	}
+	return pod
+}
+
+// SlimPod is the Pod informer's transform: a Pod becomes its PodClaims; anything else (a deletion
+// tombstone, an object already transformed) passes unchanged.
+func SlimPod(object any) (any, error) {
+	pod, ok := object.(*corev1.Pod)
+	if !ok {
+		return object, nil
+	}
+	slim := &PodClaims{
+		Namespace: pod.Namespace,
+		Name:      pod.Name,
+		NodeName:  pod.Spec.NodeName,
+		Phase:     pod.Status.Phase,
+	}
+	for _, label := range policies.JobNameLabels {
+		if value, found := pod.Labels[label]; found {
+			if slim.JobLabels == nil {
+				slim.JobLabels = map[string]string{}
+			}
+			slim.JobLabels[label] = value
+		}
+	}
+	slim.Claims = policies.ClaimNames(&pod.Spec)
+	return slim, nil
+}
+
+// PodsByClaim finds the Pods of a namespace that mount a PVC.
+type PodsByClaim interface {
+	PodsMounting(namespace, claim string) ([]corev1.Pod, error)
+}
+
+// podByClaim indexes PodClaims by "namespace/claim" of every PVC they mount.
+const podByClaim = "backupguard.io/pod-claims"
+
+// PodIndex finds, among the cached Pods, the ones that mount a PVC.
+type PodIndex struct {
+	indexer toolscache.Indexer
+}
+
+// NewPodIndex sets up the Pod informer of informers (which must be configured by CacheOptions, so its
+// store holds PodClaims) with the claim index. Call it before the cache starts.
+func NewPodIndex(ctx context.Context, informers cache.Informers) (*PodIndex, error) {
+	informer, err := informers.GetInformer(ctx, &corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	shared, ok := informer.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("the Pod informer is a %T, not a client-go SharedIndexInformer", informer)
+	}
+	if err := shared.AddIndexers(toolscache.Indexers{podByClaim: claimKeys}); err != nil {
+		return nil, err
+	}
+	return &PodIndex{indexer: shared.GetIndexer()}, nil
+}
+
+// claimKeys is the claim index of a cached Pod: "namespace/claim" of each PVC it mounts.
+func claimKeys(object any) ([]string, error) {
+	pod, ok := object.(*PodClaims)
+	if !ok {
+		return nil, fmt.Errorf("the Pod informer holds a %T: is the cache set up with lookup.CacheOptions?", object)
+	}
+	keys := make([]string, 0, len(pod.Claims))
+	for _, claim := range pod.Claims {
+		keys = append(keys, pod.Namespace+"/"+claim)
+	}
+	return keys, nil
+}
+
+// PodsMounting lists the cached Pods of namespace that mount claim.
+func (p *PodIndex) PodsMounting(namespace, claim string) ([]corev1.Pod, error) {
+	objects, err := p.indexer.ByIndex(podByClaim, namespace+"/"+claim)
+	if err != nil {
+		return nil, err
+	}
+	pods := make([]corev1.Pod, 0, len(objects))
+	for _, object := range objects {
+		pod, ok := object.(*PodClaims)
+		if !ok {
+			return nil, fmt.Errorf("the Pod informer holds a %T", object)
+		}
+		pods = append(pods, pod.Pod())
+	}
+	return pods, nil
+}
