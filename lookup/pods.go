@@ -45,8 +45,8 @@ func (p *PodClaims) DeepCopyObject() runtime.Object {
 
 // Pod is the PodClaims as the Pod placement reads: name, Job labels, node, phase and PVC volumes (named
 // after their claims).
-func (p *PodClaims) Pod() corev1.Pod {
-	pod := corev1.Pod{
+func (p *PodClaims) Pod() *corev1.Pod {
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.JobLabels},
 		Spec:       corev1.PodSpec{NodeName: p.NodeName},
 		Status:     corev1.PodStatus{Phase: p.Phase},
@@ -85,7 +85,7 @@ func SlimPod(object any) (any, error) {
 
 // PodsByClaim finds the Pods of a namespace that mount a PVC.
 type PodsByClaim interface {
-	PodsMounting(namespace, claim string) ([]corev1.Pod, error)
+	PodsMounting(namespace, claim string) ([]*corev1.Pod, error)
 }
 
 // podByClaim indexes PodClaims by "namespace/claim" of every PVC they mount.
@@ -127,12 +127,12 @@ func claimKeys(object any) ([]string, error) {
 }
 
 // PodsMounting lists the cached Pods of namespace that mount claim.
-func (p *PodIndex) PodsMounting(namespace, claim string) ([]corev1.Pod, error) {
+func (p *PodIndex) PodsMounting(namespace, claim string) ([]*corev1.Pod, error) {
 	objects, err := p.indexer.ByIndex(podByClaim, namespace+"/"+claim)
 	if err != nil {
 		return nil, err
 	}
-	pods := make([]corev1.Pod, 0, len(objects))
+	pods := make([]*corev1.Pod, 0, len(objects))
 	for _, object := range objects {
 		pod, ok := object.(*PodClaims)
 		if !ok {

@@ -34,7 +34,7 @@ func TestSlimPodKeepsOnlyWhatPlacementReads(t *testing.T) {
 		t.Errorf("SlimPod (-want +got):\n%s", diff)
 	}
 	// What placement sees of it.
-	wantPod := corev1.Pod{
+	wantPod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "backup-x7k2p", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: "backup", "job-name": "backup"}},
 		Spec: corev1.PodSpec{NodeName: "worker-2", Volumes: []corev1.Volume{
 			{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},

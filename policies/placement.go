@@ -45,7 +45,7 @@ type ClaimFacts struct {
 	// PVC is nil when it does not exist.
 	PVC *corev1.PersistentVolumeClaim
 	// Pods are the pods that mount the PVC; placement itself leaves out terminated ones and the Job's own.
-	Pods []corev1.Pod
+	Pods []*corev1.Pod
 	// Volume is the PVC's Longhorn Volume, nil when it is not a Longhorn volume or is not known.
 	Volume *longhorn.Volume
 	// PV is the bound PersistentVolume, nil when not known.
@@ -222,8 +222,8 @@ var JobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
 
 // competingPods are the pods that hold a volume against the backup: not terminated, and not the Job's
 // own (a Job re-created under the same name would otherwise compete with itself).
-func competingPods(pods []corev1.Pod, job *batchv1.Job) []corev1.Pod {
-	var competing []corev1.Pod
+func competingPods(pods []*corev1.Pod, job *batchv1.Job) []*corev1.Pod {
+	var competing []*corev1.Pod
 	for _, pod := range pods {
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue

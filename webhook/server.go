@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"github.com/go-logr/logr"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/certs"
 )
@@ -25,4 +27,20 @@ func NewServer(options ServerOptions) ctrlwebhook.Server {
 		CertDir: options.CertDir,
 		TLSOpts: certs.ServingOptions(options.EnableHTTP2, options.Certificate),
 	})
+}
+
+// Admission wraps a handler as an admission endpoint. serve and the benchmarks' no-op server register
+// every endpoint through it.
+func Admission(handler admission.Handler) *admission.Webhook {
+	return &admission.Webhook{Handler: handler, LogConstructor: requestLogger}
+}
+
+// requestLogger names the request in every log line of its handling, as controller-runtime's default
+// does, but only when debug logging is on: zap encodes those values eagerly, on every request, while
+// at info level nothing of a request that succeeds is logged.
+func requestLogger(base logr.Logger, req *admission.Request) logr.Logger {
+	if req == nil || !base.V(1).Enabled() {
+		return base
+	}
+	return admission.DefaultLogConstructor(base, req)
 }

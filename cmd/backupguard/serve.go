@@ -10,10 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/zapr"
 	"github.com/spf13/pflag"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -30,10 +27,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/certs"
 	"github.com/backupguard/backupguard/controllers"
+	"github.com/backupguard/backupguard/logging"
 	"github.com/backupguard/backupguard/longhorn"
 	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/webhook"
@@ -121,7 +118,7 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backupguard serve: --sync-writes-per-second must be above 0\n")
 		return exitUsage
 	}
-	log, err := newLogger(opts.logLevel, stderr)
+	log, err := logging.New(opts.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "backupguard serve: %v\n", err)
 		return exitUsage
@@ -172,7 +169,8 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			EnableHTTP2: opts.enableHTTP2,
 			Certificate: certificate,
 		}),
-		Cache: lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
+		Cache:          lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
+		MapperProvider: lookup.NewRESTMapper,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up the manager: %w", err)
@@ -203,14 +201,14 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 
 	server := mgr.GetWebhookServer()
-	server.Register(webhook.RecurringJobPath, &admission.Webhook{Handler: &webhook.RecurringJobValidator{
+	server.Register(webhook.RecurringJobPath, webhook.Admission(&webhook.RecurringJobValidator{
 		Reader: mgr.GetCache(),
 		Config: configFile.Config,
 		Clock:  clock.RealClock{},
-	}})
-	server.Register(webhook.PVCPath, &admission.Webhook{Handler: &webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}})
-	server.Register(webhook.VolumePath, &admission.Webhook{Handler: &webhook.VolumeLabeler{Reader: mgr.GetCache()}})
-	server.Register(webhook.JobPath, &admission.Webhook{Handler: &webhook.JobPlacer{Reader: mgr.GetCache(), Pods: pods, Config: configFile.Config}})
+	}))
+	server.Register(webhook.PVCPath, webhook.Admission(&webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}))
+	server.Register(webhook.VolumePath, webhook.Admission(&webhook.VolumeLabeler{Reader: mgr.GetCache()}))
+	server.Register(webhook.JobPath, webhook.Admission(&webhook.JobPlacer{Reader: mgr.GetCache(), Pods: pods, Config: configFile.Config}))
 
 	window := &controllers.WindowController{
 		Client:    mgr.GetClient(),
@@ -308,15 +306,4 @@ func reportRefusedConfig(configFile *configFile, mgr manager.Manager, log logr.L
 		recorder.Eventf(pod, nil, corev1.EventTypeWarning, "ConfigRefused", "ReloadConfig", "%v; the last good config stays in force", err)
 	}
 	log.V(1).Info("config refusals are recorded as Events", "pod", podNamespace+"/"+podName)
-}
-
-func newLogger(level string, out io.Writer) (logr.Logger, error) {
-	var zapLevel zapcore.Level
-	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
-		return logr.Logger{}, fmt.Errorf("--log-level %q: use debug, info or error", level)
-	}
-	encoderConfig := zap.NewProductionEncoderConfig()
-	encoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(encoderConfig), zapcore.AddSync(out), zapLevel)
-	return zapr.NewLogger(zap.New(core)), nil
 }

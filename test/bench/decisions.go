@@ -168,6 +168,14 @@ func runDecisionBenchmarks(decisions []decisionBench, count int, scale string) (
 func syncedCache(ctx context.Context, config *rest.Config) (cache.Cache, *lookup.PodIndex, error) {
 	options := lookup.CacheOptions(longhornNamespace, ownNamespace)
 	options.Scheme = newScheme()
+	httpClient, err := rest.HTTPClientFor(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	options.HTTPClient = httpClient
+	if options.Mapper, err = lookup.NewRESTMapper(config, httpClient); err != nil {
+		return nil, nil, err
+	}
 	informers, err := cache.New(config, options)
 	if err != nil {
 		return nil, nil, err

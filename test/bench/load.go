@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,27 +54,27 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	results := make([]workerResult, connections)
 	var reference atomic.Pointer[[]byte]
 	var wg sync.WaitGroup
+	host, path, err := splitURL(target.URL)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	request := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		path, host, len(target.Body), target.Body))
 	for worker := range connections {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			transport := &http.Transport{
-				TLSClientConfig:     tlsConfig.Clone(),
-				MaxConnsPerHost:     1,
-				MaxIdleConnsPerHost: 1,
-				DisableCompression:  true,
-			}
-			defer transport.CloseIdleConnections()
-			client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 			result := &results[worker]
 			result.latencies = make([]time.Duration, 0, 4096)
+			connection := &keepAliveConnection{address: host, tlsConfig: tlsConfig, request: request}
+			defer connection.Close()
 			for {
 				current := phase.Load()
 				if current == loadStopped || ctx.Err() != nil {
 					return
 				}
 				start := time.Now()
-				answer, err := post(client, target.URL, target.Body)
+				answer, err := connection.Do()
 				elapsed := time.Since(start)
 				if err == nil {
 					err = checkAnswer(target, answer, &reference)
@@ -140,6 +145,121 @@ func post(client *http.Client, url string, body []byte) ([]byte, error) {
 	return answer, nil
 }
 
+// keepAliveConnection sends one prepared HTTP/1.1 request at a time over one TLS connection, and
+// reads only what it must of the answer (status, Content-Length or chunks, body): the load generator
+// shares the machine with the server, so the less CPU it spends the more the server gets, for the
+// endpoints and the ceiling alike.
+type keepAliveConnection struct {
+	address   string
+	tlsConfig *tls.Config
+	request   []byte
+	conn      *tls.Conn
+	reader    *bufio.Reader
+	body      []byte
+}
+
+// Do sends the request and returns the answer's body, valid until the next call; it reconnects when
+// the server closed the connection.
+func (c *keepAliveConnection) Do() ([]byte, error) {
+	if c.conn == nil {
+		conn, err := tls.Dial("tcp", c.address, c.tlsConfig)
+		if err != nil {
+			return nil, err
+		}
+		c.conn, c.reader = conn, bufio.NewReaderSize(conn, 16<<10)
+	}
+	body, keepAlive, err := c.roundTrip()
+	if err != nil || !keepAlive {
+		c.Close()
+	}
+	return body, err
+}
+
+func (c *keepAliveConnection) roundTrip() (body []byte, keepAlive bool, err error) {
+	if _, err := c.conn.Write(c.request); err != nil {
+		return nil, false, err
+	}
+	status, err := c.reader.ReadSlice('\n')
+	if err != nil {
+		return nil, false, err
+	}
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+		return nil, false, fmt.Errorf("answer %q", bytes.TrimSpace(status))
+	}
+	length, chunked, keepAlive := -1, false, true
+	for {
+		line, err := c.reader.ReadSlice('\n')
+		if err != nil {
+			return nil, false, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(value)); err != nil {
+				return nil, false, fmt.Errorf("Content-Length %q", value)
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(value, []byte("chunked"))
+		case bytes.EqualFold(name, []byte("Connection")):
+			keepAlive = !bytes.EqualFold(value, []byte("close"))
+		}
+	}
+	c.body = c.body[:0]
+	switch {
+	case chunked:
+		for {
+			line, err := c.reader.ReadSlice('\n')
+			if err != nil {
+				return nil, false, err
+			}
+			size, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 32)
+			if err != nil {
+				return nil, false, fmt.Errorf("chunk size %q", bytes.TrimSpace(line))
+			}
+			if c.body, err = readFull(c.reader, c.body, int(size)+2); err != nil { // the chunk and its CRLF
+				return nil, false, err
+			}
+			c.body = c.body[:len(c.body)-2]
+			if size == 0 {
+				return c.body, keepAlive, nil
+			}
+		}
+	case length >= 0:
+		c.body, err = readFull(c.reader, c.body, length)
+		return c.body, keepAlive, err
+	default:
+		return nil, false, errors.New("answer without Content-Length or chunks")
+	}
+}
+
+func readFull(reader io.Reader, buffer []byte, n int) ([]byte, error) {
+	start := len(buffer)
+	buffer = slices.Grow(buffer, n)[:start+n]
+	_, err := io.ReadFull(reader, buffer[start:])
+	return buffer, err
+}
+
+// Close drops the connection; the next Do dials again.
+func (c *keepAliveConnection) Close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn, c.reader = nil, nil
+	}
+}
+
+func splitURL(raw string) (host, path string, err error) {
+	parsed, err := url.Parse(raw)
+	if err != nil || parsed.Scheme != "https" || parsed.Host == "" {
+		return "", "", fmt.Errorf("load target %q: want an https URL", raw)
+	}
+	return parsed.Host, parsed.RequestURI(), nil
+}
+
 // checkAnswer accepts an answer byte-identical to the first good one, else checks it in full.
 func checkAnswer(target loadTarget, answer []byte, reference *atomic.Pointer[[]byte]) error {
 	if known := reference.Load(); known != nil && bytes.Equal(*known, answer) {
@@ -155,6 +275,7 @@ func checkAnswer(target loadTarget, answer []byte, reference *atomic.Pointer[[]b
 	if err := target.Check(&review); err != nil {
 		return err
 	}
-	reference.CompareAndSwap(nil, &answer)
+	kept := bytes.Clone(answer) // answer is the connection's buffer
+	reference.CompareAndSwap(nil, &kept)
 	return nil
 }

@@ -1,6 +1,6 @@
 // Command noopserver is the ceiling the benchmarks compare backupguard's endpoints with: the same
 // admission server stack as `backupguard serve` (webhook.NewServer: TLS settings, HTTP server,
-// AdmissionReview decoding and encoding, request metrics) with one endpoint, /noop, that allows
+// AdmissionReview decoding and encoding, request metrics, logger) with one endpoint, /noop, that allows
 // everything without looking at it.
 package main
 
@@ -13,10 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/certs"
+	"github.com/backupguard/backupguard/logging"
 	"github.com/backupguard/backupguard/webhook"
 )
 
@@ -34,12 +35,19 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	certificate := certs.NewWatcher(*certDir, time.Minute, logr.Discard())
+	// The same logger as serve's, at serve's default level.
+	log, err := logging.New("info", os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "noopserver:", err)
+		os.Exit(1)
+	}
+	ctrl.SetLogger(log)
+	certificate := certs.NewWatcher(*certDir, time.Minute, log.WithName("certs"))
 	go func() { _ = certificate.Start(ctx) }()
 	server := webhook.NewServer(webhook.ServerOptions{Host: *host, Port: *port, CertDir: *certDir, Certificate: certificate})
-	server.Register(Path, &admission.Webhook{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+	server.Register(Path, webhook.Admission(admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return admission.Allowed("")
-	})})
+	})))
 	if err := server.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "noopserver:", err)
 		os.Exit(1)
