@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -55,6 +56,12 @@ func DecodeRecurringJob(object map[string]any) (*RecurringJob, field.ErrorList) 
 		case "metadata":
 			if value == nil {
 				continue
+			}
+			// managedFields are most of the metadata the API server sends, and nothing reads them.
+			if metadata, ok := value.(map[string]any); ok && metadata["managedFields"] != nil {
+				trimmed := maps.Clone(metadata)
+				delete(trimmed, "managedFields")
+				value = trimmed
 			}
 			if err := roundTrip(value, &job.ObjectMeta); err != nil {
 				errs = append(errs, field.TypeInvalid(path, "...", err.Error()))

@@ -297,3 +297,18 @@ func errorString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestDecodeRecurringJobSkipsManagedFields(t *testing.T) {
+	metadata := map[string]any{"name": "nightly", "namespace": "longhorn-system", "managedFields": []any{map[string]any{"manager": "kubectl", "operation": "Apply"}}}
+	job, errs := longhorn.DecodeRecurringJob(map[string]any{"metadata": metadata})
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	want := metav1.ObjectMeta{Name: "nightly", Namespace: "longhorn-system"}
+	if diff := cmp.Diff(want, job.ObjectMeta); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+	if _, kept := metadata["managedFields"]; !kept {
+		t.Error("the caller's metadata lost its managedFields")
+	}
+}

@@ -43,21 +43,6 @@ func (p *PodClaims) DeepCopyObject() runtime.Object {
 		Claims: slices.Clone(p.Claims)}
 }
 
-// Pod is the PodClaims as the Pod placement reads: name, Job labels, node, phase and PVC volumes (named
-// after their claims).
-func (p *PodClaims) Pod() *corev1.Pod {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.JobLabels},
-		Spec:       corev1.PodSpec{NodeName: p.NodeName},
-		Status:     corev1.PodStatus{Phase: p.Phase},
-	}
-	for _, claim := range p.Claims {
-		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: claim, VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
-	}
-	return pod
-}
-
 // SlimPod is the Pod informer's transform: a Pod becomes its PodClaims; anything else (a deletion
 // tombstone, an object already transformed) passes unchanged.
 func SlimPod(object any) (any, error) {
@@ -85,7 +70,7 @@ func SlimPod(object any) (any, error) {
 
 // PodsByClaim finds the Pods of a namespace that mount a PVC.
 type PodsByClaim interface {
-	PodsMounting(namespace, claim string) ([]*corev1.Pod, error)
+	PodsMounting(namespace, claim string) ([]policies.MountingPod, error)
 }
 
 // podByClaim indexes PodClaims by "namespace/claim" of every PVC they mount.
@@ -127,18 +112,18 @@ func claimKeys(object any) ([]string, error) {
 }
 
 // PodsMounting lists the cached Pods of namespace that mount claim.
-func (p *PodIndex) PodsMounting(namespace, claim string) ([]*corev1.Pod, error) {
+func (p *PodIndex) PodsMounting(namespace, claim string) ([]policies.MountingPod, error) {
 	objects, err := p.indexer.ByIndex(podByClaim, namespace+"/"+claim)
 	if err != nil {
 		return nil, err
 	}
-	pods := make([]*corev1.Pod, 0, len(objects))
+	pods := make([]policies.MountingPod, 0, len(objects))
 	for _, object := range objects {
 		pod, ok := object.(*PodClaims)
 		if !ok {
 			return nil, fmt.Errorf("the Pod informer holds a %T", object)
 		}
-		pods = append(pods, pod.Pod())
+		pods = append(pods, policies.MountingPod{Name: pod.Name, NodeName: pod.NodeName, Phase: pod.Phase, JobLabels: pod.JobLabels})
 	}
 	return pods, nil
 }

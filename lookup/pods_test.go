@@ -33,18 +33,6 @@ func TestSlimPodKeepsOnlyWhatPlacementReads(t *testing.T) {
 	if diff := cmp.Diff(want, slim); diff != "" {
 		t.Errorf("SlimPod (-want +got):\n%s", diff)
 	}
-	// What placement sees of it.
-	wantPod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "backup-x7k2p", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: "backup", "job-name": "backup"}},
-		Spec: corev1.PodSpec{NodeName: "worker-2", Volumes: []corev1.Volume{
-			{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
-			{Name: "logs", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "logs"}}},
-		}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning},
-	}
-	if diff := cmp.Diff(wantPod, slim.(*PodClaims).Pod()); diff != "" {
-		t.Errorf("Pod() (-want +got):\n%s", diff)
-	}
 	if diff := cmp.Diff(slim, slim.(*PodClaims).DeepCopyObject()); diff != "" {
 		t.Errorf("DeepCopyObject (-want +got):\n%s", diff)
 	}

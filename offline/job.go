@@ -72,7 +72,7 @@ func (found *inventory) addWorkloads(document Document, kind schema.GroupKind) {
 		if decodeInto(document.Object, pod) == nil {
 			for _, claim := range policies.ClaimNames(&pod.Spec) {
 				key := pod.Namespace + "/" + claim
-				found.podsByClaim[key] = append(found.podsByClaim[key], pod)
+				found.podsByClaim[key] = append(found.podsByClaim[key], policies.MountingPodOf(pod))
 			}
 		}
 	case pvGroupKind:

@@ -35,7 +35,7 @@ type inventory struct {
 	knownJobs, knownGroups sets.Set[string]
 	// What placing backup Jobs reads, by "namespace/name" (PVs and Nodes by name).
 	pvcs        map[string]*corev1.PersistentVolumeClaim
-	podsByClaim map[string][]*corev1.Pod
+	podsByClaim map[string][]policies.MountingPod
 	pvs         map[string]*corev1.PersistentVolume
 	nodes       map[string]*corev1.Node
 	// pollingBackupTargets are the BackupTargets in the input that still poll the store.
@@ -45,7 +45,7 @@ type inventory struct {
 func takeInventory(documents []Document) inventory {
 	found := inventory{
 		namespaces: map[string]map[string]string{}, storageClasses: map[string]*storagev1.StorageClass{}, pvDrivers: map[string]string{},
-		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]*corev1.Pod{}, pvs: map[string]*corev1.PersistentVolume{}, nodes: map[string]*corev1.Node{},
+		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]policies.MountingPod{}, pvs: map[string]*corev1.PersistentVolume{}, nodes: map[string]*corev1.Node{},
 		pollingBackupTargets: map[string]string{},
 	}
 	for _, document := range documents {

@@ -45,11 +45,34 @@ type ClaimFacts struct {
 	// PVC is nil when it does not exist.
 	PVC *corev1.PersistentVolumeClaim
 	// Pods are the pods that mount the PVC; placement itself leaves out terminated ones and the Job's own.
-	Pods []*corev1.Pod
+	Pods []MountingPod
 	// Volume is the PVC's Longhorn Volume, nil when it is not a Longhorn volume or is not known.
 	Volume *longhorn.Volume
 	// PV is the bound PersistentVolume, nil when not known.
 	PV *corev1.PersistentVolume
+}
+
+// MountingPod is what placement reads of a pod that mounts a PVC.
+type MountingPod struct {
+	Name     string
+	NodeName string
+	Phase    corev1.PodPhase
+	// JobLabels are those of its labels that name a Job (JobNameLabels).
+	JobLabels map[string]string
+}
+
+// MountingPodOf is pod as placement reads it.
+func MountingPodOf(pod *corev1.Pod) MountingPod {
+	mounting := MountingPod{Name: pod.Name, NodeName: pod.Spec.NodeName, Phase: pod.Status.Phase}
+	for _, label := range JobNameLabels {
+		if value, found := pod.Labels[label]; found {
+			if mounting.JobLabels == nil {
+				mounting.JobLabels = map[string]string{}
+			}
+			mounting.JobLabels[label] = value
+		}
+	}
+	return mounting
 }
 
 // PlacementInput is everything the placement of one backup Job depends on.
@@ -90,8 +113,8 @@ func NodesOfInterest(input PlacementInput) []string {
 	nodes := sets.New[string]()
 	for _, facts := range input.Claims {
 		for _, pod := range facts.Pods {
-			if pod.Spec.NodeName != "" {
-				nodes.Insert(pod.Spec.NodeName)
+			if pod.NodeName != "" {
+				nodes.Insert(pod.NodeName)
 			}
 		}
 		if facts.Volume != nil && facts.Volume.Status.CurrentNodeID != "" {
@@ -183,8 +206,8 @@ func resolveClaimNode(claim string, facts ClaimFacts, unresolved UnresolvedNodeP
 	}
 	tried := []string{"no running pod mounts it"}
 	for _, pod := range facts.Pods {
-		if pod.Status.Phase == corev1.PodRunning && pod.Spec.NodeName != "" {
-			return claimNode{claim: claim, node: pod.Spec.NodeName, source: fmt.Sprintf("pod %s runs there", pod.Name)}, nil, nil
+		if pod.Phase == corev1.PodRunning && pod.NodeName != "" {
+			return claimNode{claim: claim, node: pod.NodeName, source: fmt.Sprintf("pod %s runs there", pod.Name)}, nil, nil
 		}
 	}
 	if volume := facts.Volume; volume != nil {
@@ -222,13 +245,13 @@ var JobNameLabels = []string{batchv1.JobNameLabel, "job-name"}
 
 // competingPods are the pods that hold a volume against the backup: not terminated, and not the Job's
 // own (a Job re-created under the same name would otherwise compete with itself).
-func competingPods(pods []*corev1.Pod, job *batchv1.Job) []*corev1.Pod {
-	var competing []*corev1.Pod
+func competingPods(pods []MountingPod, job *batchv1.Job) []MountingPod {
+	var competing []MountingPod
 	for _, pod := range pods {
-		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if pod.Phase == corev1.PodSucceeded || pod.Phase == corev1.PodFailed {
 			continue
 		}
-		if job.Name != "" && slices.ContainsFunc(JobNameLabels, func(label string) bool { return pod.Labels[label] == job.Name }) {
+		if job.Name != "" && slices.ContainsFunc(JobNameLabels, func(label string) bool { return pod.JobLabels[label] == job.Name }) {
 			continue
 		}
 		competing = append(competing, pod)

@@ -59,8 +59,8 @@ func annotatedPVC(name, node string) *corev1.PersistentVolumeClaim {
 	return pvc
 }
 
-func podOn(name, node string, phase corev1.PodPhase) *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: phase}}
+func podOn(name, node string, phase corev1.PodPhase) MountingPod {
+	return MountingPodOf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: phase}})
 }
 
 func longhornVolume(name, node, state string) *longhorn.Volume {
@@ -100,13 +100,13 @@ func TestPlaceBackupJob(t *testing.T) {
 	}{
 		"a running pod that mounts the PVC pins the Job to its node": {
 			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
-				"data": {PVC: boundPVC("data", corev1.ReadWriteOnce), Pods: []*corev1.Pod{podOn("app-0", "n1", corev1.PodRunning)}, Volume: longhornVolume("pv-data", "n2", "attached")},
+				"data": {PVC: boundPVC("data", corev1.ReadWriteOnce), Pods: []MountingPod{podOn("app-0", "n1", corev1.PodRunning)}, Volume: longhornVolume("pv-data", "n2", "attached")},
 			}},
 			want: Placement{Node: "n1", Patch: []jsonpatch.Operation{pinnedAffinity("n1")}},
 		},
 		"without a running pod the Longhorn volume's current node pins it": {
 			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
-				"data": {PVC: boundPVC("data", corev1.ReadWriteOnce), Pods: []*corev1.Pod{podOn("starting", "n1", corev1.PodPending)}, Volume: longhornVolume("pv-data", "n2", "attached"), PV: pvPinnedTo("pv-data", "n1")},
+				"data": {PVC: boundPVC("data", corev1.ReadWriteOnce), Pods: []MountingPod{podOn("starting", "n1", corev1.PodPending)}, Volume: longhornVolume("pv-data", "n2", "attached"), PV: pvPinnedTo("pv-data", "n1")},
 			}},
 			want: Placement{Node: "n2", Patch: []jsonpatch.Operation{pinnedAffinity("n2")}},
 		},
@@ -143,14 +143,14 @@ func TestPlaceBackupJob(t *testing.T) {
 		},
 		"ReadWriteMany and ReadOnlyMany volumes are ignored": {
 			input: PlacementInput{Job: makeBackupJob("shared", "readonly").EmptyDir("scratch").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
-				"shared":   {PVC: boundPVC("shared", corev1.ReadWriteMany, corev1.ReadWriteOnce), Pods: []*corev1.Pod{podOn("a", "n1", corev1.PodRunning)}},
-				"readonly": {PVC: boundPVC("readonly", corev1.ReadOnlyMany), Pods: []*corev1.Pod{podOn("b", "n2", corev1.PodRunning)}},
+				"shared":   {PVC: boundPVC("shared", corev1.ReadWriteMany, corev1.ReadWriteOnce), Pods: []MountingPod{podOn("a", "n1", corev1.PodRunning)}},
+				"readonly": {PVC: boundPVC("readonly", corev1.ReadOnlyMany), Pods: []MountingPod{podOn("b", "n2", corev1.PodRunning)}},
 			}},
 			want: Placement{},
 		},
 		"a ReadWriteOncePod volume in use by another pod is denied": {
 			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
-				"data": {PVC: boundPVC("data", corev1.ReadWriteOncePod), Pods: []*corev1.Pod{podOn("app-0", "n1", corev1.PodRunning)}},
+				"data": {PVC: boundPVC("data", corev1.ReadWriteOncePod), Pods: []MountingPod{podOn("app-0", "n1", corev1.PodRunning)}},
 			}},
 			want: Placement{Errors: field.ErrorList{field.Forbidden(claimPath.Index(0).Child("persistentVolumeClaim", "claimName"),
 				`PVC "data" is ReadWriteOncePod and in use by pod "app-0": it cannot be mounted by a second pod`)}},
@@ -163,7 +163,7 @@ func TestPlaceBackupJob(t *testing.T) {
 		},
 		"the Job's own pods and terminated pods neither pin the Job nor hold a ReadWriteOncePod volume": {
 			input: PlacementInput{Job: makeBackupJob("data").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
-				"data": {PVC: boundPVC("data", corev1.ReadWriteOncePod), Volume: longhornVolume("pv-data", "n2", "attached"), Pods: []*corev1.Pod{
+				"data": {PVC: boundPVC("data", corev1.ReadWriteOncePod), Volume: longhornVolume("pv-data", "n2", "attached"), Pods: []MountingPod{
 					withLabels(podOn("backup-abc12", "n1", corev1.PodRunning), map[string]string{batchv1.JobNameLabel: "backup"}),
 					withLabels(podOn("backup-old", "n1", corev1.PodRunning), map[string]string{"job-name": "backup"}),
 					podOn("finished", "n1", corev1.PodSucceeded),
@@ -193,7 +193,7 @@ func TestPlaceBackupJob(t *testing.T) {
 		"two volumes on one node give one pin": {
 			input: PlacementInput{Job: makeBackupJob("a", "b").Obj(), Nodes: nodes, Claims: map[string]ClaimFacts{
 				"a": {PVC: boundPVC("a", corev1.ReadWriteOnce), Volume: longhornVolume("pv-a", "n1", "attached")},
-				"b": {PVC: boundPVC("b", corev1.ReadWriteOnce), Pods: []*corev1.Pod{podOn("app", "n1", corev1.PodRunning)}},
+				"b": {PVC: boundPVC("b", corev1.ReadWriteOnce), Pods: []MountingPod{podOn("app", "n1", corev1.PodRunning)}},
 			}},
 			want: Placement{Node: "n1", Patch: []jsonpatch.Operation{pinnedAffinity("n1")}},
 		},
@@ -304,7 +304,7 @@ func TestPlaceBackupJob(t *testing.T) {
 
 func TestNodesOfInterest(t *testing.T) {
 	input := PlacementInput{Claims: map[string]ClaimFacts{
-		"a": {PVC: annotatedPVC("a", "n4"), Pods: []*corev1.Pod{podOn("p", "n1", corev1.PodRunning), podOn("q", "", corev1.PodPending)}},
+		"a": {PVC: annotatedPVC("a", "n4"), Pods: []MountingPod{podOn("p", "n1", corev1.PodRunning), podOn("q", "", corev1.PodPending)}},
 		"b": {Volume: longhornVolume("v", "n2", "attached"), PV: pvPinnedTo("pv", "n3")},
 	}}
 	if diff := cmp.Diff([]string{"n1", "n2", "n3", "n4"}, NodesOfInterest(input)); diff != "" {
@@ -330,7 +330,7 @@ func TestBackupJobRules(t *testing.T) {
 	}
 }
 
-func withLabels(pod *corev1.Pod, labels map[string]string) *corev1.Pod {
-	pod.Labels = labels
+func withLabels(pod MountingPod, labels map[string]string) MountingPod {
+	pod.JobLabels = labels
 	return pod
 }

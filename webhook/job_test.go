@@ -74,4 +74,4 @@ func TestJobPlacerHandle(t *testing.T) {
 // noPods is a cluster where no pod mounts any PVC.
 type noPods struct{}
 
-func (noPods) PodsMounting(string, string) ([]*corev1.Pod, error) { return nil, nil }
+func (noPods) PodsMounting(string, string) ([]policies.MountingPod, error) { return nil, nil }

@@ -137,8 +137,13 @@ func (b *benchCluster) startNoop(ctx context.Context, binary, certDir string) er
 	}
 	port := listener.Addr().(*net.TCPAddr).Port
 	listener.Close()
+	logFile, err := os.Create(filepath.Join(b.cluster.Dir, "noopserver.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the process holds its own descriptor
 	b.noop = exec.Command(binary, "--cert-dir", certDir, "--port", strconv.Itoa(port))
-	b.noop.Stdout, b.noop.Stderr = b.progress, b.progress
+	b.noop.Stdout, b.noop.Stderr = logFile, logFile
 	if err := b.noop.Start(); err != nil {
 		return err
 	}
@@ -184,12 +189,12 @@ func (b *benchCluster) measureServe(ctx context.Context, result *results) error 
 	b.guard.Stop()
 	b.guard = nil
 	start := time.Now()
-	guard, err := b.cluster.StartBackupguard(ctx, b.binary, b.configPath)
-	if err != nil {
+	if err := b.restartServe(ctx); err != nil {
 		return err
 	}
-	b.guard = guard
+	guard := b.guard
 	measured := serveMeasurement{Scale: b.opts.Size.String(), ReadyAfter: time.Since(start)}
+	var err error
 	if measured.RSSAtReady, _, err = processMemory(guard.PID()); err != nil {
 		return err
 	}
@@ -220,6 +225,20 @@ func (b *benchCluster) measureServe(ctx context.Context, result *results) error 
 		return err
 	}
 	result.Serve = measured
+	return nil
+}
+
+// restartServe replaces the running serve, if any, with one started with extraArgs.
+func (b *benchCluster) restartServe(ctx context.Context, extraArgs ...string) error {
+	if b.guard != nil {
+		b.guard.Stop()
+		b.guard = nil
+	}
+	guard, err := b.cluster.StartBackupguard(ctx, b.binary, b.configPath, extraArgs...)
+	if err != nil {
+		return err
+	}
+	b.guard = guard
 	return nil
 }
 
@@ -316,8 +335,8 @@ func (b *benchCluster) measureLoad(ctx context.Context, result *results) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(b.progress, "bench: %-13s %4d connections: %8.0f req/s, p50 %s, p99 %s, p99.9 %s\n", target.Name, connections,
-				load.RequestsPerSecond(), load.Latency.P50, load.Latency.P99, load.Latency.P999)
+			fmt.Fprintf(b.progress, "bench: %-13s %4d connections: %8.0f req/s, p50 %s, p99 %s, p99.9 %s, server CPU %s/request\n", target.Name, connections,
+				load.RequestsPerSecond(), load.Latency.P50, load.Latency.P99, load.Latency.P999, load.CPUPerRequest())
 			result.Load = append(result.Load, load)
 		}
 	}
@@ -377,7 +396,11 @@ func (b *benchCluster) loadTargets() ([]loadTarget, error) {
 			return nil, err
 		}
 		uid, patched := request.UID, s.patched
-		targets = append(targets, loadTarget{Name: s.name, URL: s.url, Body: body, Check: func(review *admissionv1.AdmissionReview) error {
+		pid := b.guard.PID()
+		if s.name == noopEndpoint {
+			pid = b.noop.Process.Pid
+		}
+		targets = append(targets, loadTarget{Name: s.name, URL: s.url, Body: body, ServerPID: pid, Check: func(review *admissionv1.AdmissionReview) error {
 			response := review.Response
 			switch {
 			case response.UID != uid:

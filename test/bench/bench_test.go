@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		ClaimsPerJob:      3,
 		E2EPVCs:           20,
 		E2ERecurringJobs:  8,
-		E2EConcurrency:    2,
+		E2EConcurrencies:  []int{1, 2},
 		E2ERounds:         2,
 		ValidateDocuments: 400,
 		ValidateRuns:      1,
@@ -76,7 +77,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	var levels []level
 	for _, load := range result.Load {
 		levels = append(levels, level{load.Endpoint, load.Connections})
-		if load.Requests == 0 || load.Errors != 0 || load.Latency.P50 <= 0 || load.Latency.P50 > load.Latency.P99 || load.Latency.P99 > load.Latency.P999 {
+		if load.Requests == 0 || load.Errors != 0 || load.ServerCPU <= 0 || load.Latency.P50 <= 0 || load.Latency.P50 > load.Latency.P99 || load.Latency.P99 > load.Latency.P999 {
 			t.Errorf("load %s at %d: %+v", load.Endpoint, load.Connections, load)
 		}
 	}
@@ -92,13 +93,13 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 
 	var kinds []string
 	for _, a := range result.Admission {
-		kinds = append(kinds, a.Kind)
+		kinds = append(kinds, fmt.Sprint(a.Kind, " ", a.Concurrency))
 		want := map[string]int{"PersistentVolumeClaim": opts.E2EPVCs, "RecurringJob": opts.E2ERecurringJobs}[a.Kind]
 		if a.Requests != want || a.With.P50 <= 0 || a.Without.P50 <= 0 {
 			t.Errorf("admission latency of %s: %+v, want %d creates each way", a.Kind, a, want)
 		}
 	}
-	if diff := cmp.Diff([]string{"PersistentVolumeClaim", "RecurringJob"}, kinds); diff != "" {
+	if diff := cmp.Diff([]string{"PersistentVolumeClaim 1", "RecurringJob 1", "PersistentVolumeClaim 2", "RecurringJob 2"}, kinds); diff != "" {
 		t.Errorf("admission kinds (-want +got):\n%s", diff)
 	}
 	var called []string

@@ -23,10 +23,11 @@ import (
 // admissionLatency is what creating one kind through the kube-apiserver took, without and with
 // backupguard's webhooks registered.
 type admissionLatency struct {
-	Kind     string
-	Requests int
-	Without  Latency
-	With     Latency
+	Kind        string
+	Concurrency int
+	Requests    int
+	Without     Latency
+	With        Latency
 }
 
 // webhookCalls is the kube-apiserver's own account of its calls to one webhook.
@@ -39,7 +40,10 @@ const e2eNamespaces = 10
 
 // measureAdmissionLatency creates PVCs (in namespaces a label rule selects) and RecurringJobs through
 // the API server, the same number at the same concurrency with and without the webhook configurations,
-// in alternating rounds so that a slow drift of etcd or the machine falls on both sides.
+// in alternating rounds so that a slow drift of etcd or the machine falls on both sides. It runs once
+// per concurrency: one at a time shows the latency a webhook call adds, more at a time what it adds on
+// a machine the API server and etcd already keep busy. serve runs with its label sync off meanwhile:
+// the PVCs created without the webhooks would otherwise be patched by it during the next rounds.
 func (b *benchCluster) measureAdmissionLatency(ctx context.Context, result *results) error {
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{}
@@ -48,52 +52,57 @@ func (b *benchCluster) measureAdmissionLatency(ctx context.Context, result *resu
 			return fmt.Errorf("reading the installed webhook configuration: %w", err)
 		}
 	}
+	if err := b.restartServe(ctx, "--sync=off"); err != nil {
+		return err
+	}
 	for n := range e2eNamespaces {
 		if err := b.kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-e2e-%02d", n), Labels: map[string]string{"backup": "daily"}}}); err != nil {
 			return err
 		}
 	}
-	samples := map[string]map[bool][]time.Duration{"PersistentVolumeClaim": {}, "RecurringJob": {}}
-	rounds := b.opts.E2ERounds
-	for round := range rounds {
-		for _, registered := range []bool{round%2 == 1, round%2 == 0} {
-			if err := b.setWebhooks(ctx, registered, mutating, validating); err != nil {
-				return err
+	for _, concurrency := range b.opts.E2EConcurrencies {
+		samples := map[string]map[bool][]time.Duration{"PersistentVolumeClaim": {}, "RecurringJob": {}}
+		rounds := b.opts.E2ERounds
+		for round := range rounds {
+			for _, registered := range []bool{round%2 == 1, round%2 == 0} {
+				if err := b.setWebhooks(ctx, registered, mutating, validating); err != nil {
+					return err
+				}
+				prefix := fmt.Sprintf("%s-c%d-r%d", map[bool]string{true: "with", false: "without"}[registered], concurrency, round)
+				pvcs, err := b.timeCreates(ctx, concurrency, b.opts.E2EPVCs/rounds, func(n int) client.Object {
+					return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%04d", prefix, n),
+						Namespace: fmt.Sprintf("bench-e2e-%02d", n%e2eNamespaces), Labels: map[string]string{"app": "postgres"}}, Spec: pvcSpec("longhorn")}
+				})
+				if err != nil {
+					return err
+				}
+				jobs, err := b.timeCreates(ctx, concurrency, b.opts.E2ERecurringJobs/rounds, func(n int) client.Object {
+					return benchRecurringJob(fmt.Sprintf("%s-%04d", prefix, n))
+				})
+				if err != nil {
+					return err
+				}
+				samples["PersistentVolumeClaim"][registered] = append(samples["PersistentVolumeClaim"][registered], pvcs...)
+				samples["RecurringJob"][registered] = append(samples["RecurringJob"][registered], jobs...)
 			}
-			state := map[bool]string{true: "with", false: "without"}[registered]
-			pvcs, err := b.timeCreates(ctx, b.opts.E2EPVCs/rounds, func(n int) client.Object {
-				return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d-%04d", state, round, n),
-					Namespace: fmt.Sprintf("bench-e2e-%02d", n%e2eNamespaces), Labels: map[string]string{"app": "postgres"}}, Spec: pvcSpec("longhorn")}
-			})
-			if err != nil {
-				return err
-			}
-			jobs, err := b.timeCreates(ctx, b.opts.E2ERecurringJobs/rounds, func(n int) client.Object {
-				return benchRecurringJob(fmt.Sprintf("%s-%d-%04d", state, round, n))
-			})
-			if err != nil {
-				return err
-			}
-			samples["PersistentVolumeClaim"][registered] = append(samples["PersistentVolumeClaim"][registered], pvcs...)
-			samples["RecurringJob"][registered] = append(samples["RecurringJob"][registered], jobs...)
+		}
+		for _, kind := range []string{"PersistentVolumeClaim", "RecurringJob"} {
+			result.Admission = append(result.Admission, admissionLatency{Kind: kind, Concurrency: concurrency, Requests: len(samples[kind][true]),
+				Without: summarise(samples[kind][false]), With: summarise(samples[kind][true])})
 		}
 	}
 	if err := b.setWebhooks(ctx, true, mutating, validating); err != nil {
 		return err
-	}
-	for _, kind := range []string{"PersistentVolumeClaim", "RecurringJob"} {
-		result.Admission = append(result.Admission, admissionLatency{Kind: kind, Requests: len(samples[kind][true]),
-			Without: summarise(samples[kind][false]), With: summarise(samples[kind][true])})
 	}
 	var err error
 	result.WebhookCalls, err = b.webhookCalls(ctx)
 	return err
 }
 
-// timeCreates creates count objects, E2EConcurrency at a time, and returns how long each create took.
-func (b *benchCluster) timeCreates(ctx context.Context, count int, object func(int) client.Object) ([]time.Duration, error) {
+// timeCreates creates count objects, concurrency at a time, and returns how long each create took.
+func (b *benchCluster) timeCreates(ctx context.Context, concurrency, count int, object func(int) client.Object) ([]time.Duration, error) {
 	latencies := make([]time.Duration, count)
-	err := parallel(ctx, b.opts.E2EConcurrency, count, func(n int) error {
+	err := parallel(ctx, concurrency, count, func(n int) error {
 		created := object(n)
 		start := time.Now()
 		err := b.kube.Create(ctx, created)

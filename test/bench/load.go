@@ -11,8 +11,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,8 @@ type loadTarget struct {
 	Body []byte
 	// Check says what is wrong with an answer's AdmissionReview, or nil.
 	Check func(*admissionv1.AdmissionReview) error
+	// ServerPID is the process that answers, whose CPU time is measured.
+	ServerPID int
 }
 
 // loadPlan is how long each run warms up and then measures.
@@ -96,6 +100,7 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	case <-time.After(plan.Warmup):
 	case <-ctx.Done():
 	}
+	cpuStart, cpuErr := processCPU(target.ServerPID)
 	phase.Store(loadMeasuring)
 	measureStart := time.Now()
 	select {
@@ -104,11 +109,15 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	}
 	phase.Store(loadStopped)
 	elapsed := time.Since(measureStart)
+	cpuEnd, cpuEndErr := processCPU(target.ServerPID)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return LoadResult{}, err
 	}
-	load := LoadResult{Endpoint: target.Name, Connections: connections, Elapsed: elapsed}
+	if err := errors.Join(cpuErr, cpuEndErr); err != nil {
+		return LoadResult{}, err
+	}
+	load := LoadResult{Endpoint: target.Name, Connections: connections, Elapsed: elapsed, ServerCPU: cpuEnd - cpuStart}
 	var all []time.Duration
 	var firstErr error
 	for _, result := range results {
@@ -278,4 +287,31 @@ func checkAnswer(target loadTarget, answer []byte, reference *atomic.Pointer[[]b
 	kept := bytes.Clone(answer) // answer is the connection's buffer
 	reference.CompareAndSwap(nil, &kept)
 	return nil
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: 100 per second on every Linux architecture
+// Kubernetes runs on.
+const userHZ = 100
+
+// processCPU is the user and system CPU time a process has used so far, all its threads included.
+func processCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces; the fields after it are numbered from 3.
+	closing := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[closing+1:]))
+	if closing < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, field := range fields[11:13] { // utime and stime, fields 14 and 15
+		value, err := strconv.ParseInt(field, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += value
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }

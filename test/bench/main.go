@@ -68,9 +68,10 @@ type options struct {
 	DecisionBenchtime string
 	DecisionCount     int
 	ClaimsPerJob      int
-	// E2EPVCs and E2ERecurringJobs are created with and without the webhooks, E2EConcurrency at a time,
-	// in E2ERounds alternating rounds.
-	E2EPVCs, E2ERecurringJobs, E2EConcurrency, E2ERounds int
+	// E2EPVCs and E2ERecurringJobs are created with and without the webhooks, in E2ERounds alternating
+	// rounds, at each of E2EConcurrencies.
+	E2EPVCs, E2ERecurringJobs, E2ERounds int
+	E2EConcurrencies                     []int
 	// ValidateDocuments are checked by ValidateRuns runs of `backupguard validate`.
 	ValidateDocuments, ValidateRuns int
 	// Hold stops after populating and keeps the cluster until ctx ends.
@@ -91,7 +92,7 @@ func defaultOptions() options {
 		ClaimsPerJob:      3,
 		E2EPVCs:           2000,
 		E2ERecurringJobs:  500,
-		E2EConcurrency:    8,
+		E2EConcurrencies:  []int{1, 8},
 		E2ERounds:         4,
 		ValidateDocuments: 10000,
 		ValidateRuns:      5,

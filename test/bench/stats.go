@@ -42,6 +42,16 @@ type LoadResult struct {
 	Requests, Errors int
 	Elapsed          time.Duration
 	Latency          Latency
+	// ServerCPU is the CPU time the answering process used in the measured period.
+	ServerCPU time.Duration
+}
+
+// CPUPerRequest is the answering process's CPU time per answer.
+func (r LoadResult) CPUPerRequest() time.Duration {
+	if r.Requests == 0 {
+		return 0
+	}
+	return r.ServerCPU / time.Duration(r.Requests)
 }
 
 // RequestsPerSecond is the throughput of the measured period.
