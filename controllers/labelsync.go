@@ -87,7 +87,7 @@ func (s *LabelSync) reconcilePVC(ctx context.Context, request reconcile.Request)
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	config := s.Config()
-	env, err := lookup.PVCEnvironment(ctx, s.Client, pvc.Namespace, pvc, config.Longhorn.Namespace, false)
+	env, err := lookup.PVCEnvironment(ctx, s.Client, pvc.Namespace, pvc, config.Longhorn.Namespace, nil)
 	if err != nil {
 		return reconcile.Result{}, err
 	}

@@ -26,6 +26,9 @@ const (
 	PVCByStorageClass = "backupguard.io/pvc-storage-class"
 	// VolumeByPVC indexes Volumes by "namespace/name" of the PVC in status.kubernetesStatus.
 	VolumeByPVC = "backupguard.io/volume-pvc"
+	// RecurringJobProvides indexes RecurringJobs by what label rules can name: "job/<name>" and
+	// "group/<group>" for each of its groups.
+	RecurringJobProvides = "backupguard.io/recurringjob-provides"
 )
 
 // AddIndexes registers the cache indexes the lookups use.
@@ -40,6 +43,9 @@ func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
+	if err := indexer.IndexField(ctx, &longhorn.RecurringJob{}, RecurringJobProvides, RecurringJobProvidesValues); err != nil {
+		return err
+	}
 	return indexer.IndexField(ctx, &longhorn.Volume{}, VolumeByPVC, func(object client.Object) []string {
 		status := object.(*longhorn.Volume).Status.KubernetesStatus
 		if status.PVCName == "" {
@@ -49,9 +55,20 @@ func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	})
 }
 
-// PVCEnvironment gathers what the label decision for a PVC in namespace needs. withKnownJobs also
-// lists the RecurringJobs, for the warnings about rules that name jobs nobody runs.
-func PVCEnvironment(ctx context.Context, reader client.Reader, namespace string, pvc *corev1.PersistentVolumeClaim, longhornNamespace string, withKnownJobs bool) (policies.PVCEnvironment, error) {
+// RecurringJobProvidesValues are the RecurringJobProvides index values of a RecurringJob.
+func RecurringJobProvidesValues(object client.Object) []string {
+	job := object.(*longhorn.RecurringJob)
+	values := []string{"job/" + job.EffectiveName()}
+	for _, group := range job.Spec.Groups {
+		values = append(values, "group/"+group)
+	}
+	return values
+}
+
+// PVCEnvironment gathers what the label decision for a PVC in namespace needs. With rules, it also
+// finds which of the jobs and groups they name exist, for the warnings about rules that name jobs
+// nobody runs (through the index, so the cost does not grow with the number of RecurringJobs).
+func PVCEnvironment(ctx context.Context, reader client.Reader, namespace string, pvc *corev1.PersistentVolumeClaim, longhornNamespace string, rules *policies.LabelRules) (policies.PVCEnvironment, error) {
 	env := policies.PVCEnvironment{Namespace: namespace}
 	ns := &corev1.Namespace{}
 	switch err := reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); {
@@ -80,15 +97,23 @@ func PVCEnvironment(ctx context.Context, reader client.Reader, namespace string,
 			return env, fmt.Errorf("reading PersistentVolume %s: %w", pvc.Spec.VolumeName, err)
 		}
 	}
-	if withKnownJobs {
-		jobs := &longhorn.RecurringJobList{}
-		if err := reader.List(ctx, jobs, client.InNamespace(longhornNamespace)); err != nil {
-			return env, fmt.Errorf("listing RecurringJobs in %s: %w", longhornNamespace, err)
-		}
+	if rules != nil {
+		jobs, groups := rules.NamedJobsAndGroups()
 		env.KnownJobs, env.KnownGroups = sets.New[string](), sets.New[string]()
-		for _, job := range jobs.Items {
-			env.KnownJobs.Insert(job.EffectiveName())
-			env.KnownGroups.Insert(job.Spec.Groups...)
+		for _, check := range []struct {
+			prefix string
+			names  []string
+			known  sets.Set[string]
+		}{{"job/", jobs, env.KnownJobs}, {"group/", groups, env.KnownGroups}} {
+			for _, name := range check.names {
+				found := &longhorn.RecurringJobList{}
+				if err := reader.List(ctx, found, client.InNamespace(longhornNamespace), client.MatchingFields{RecurringJobProvides: check.prefix + name}); err != nil {
+					return env, fmt.Errorf("looking up RecurringJobs in %s: %w", longhornNamespace, err)
+				}
+				if len(found.Items) > 0 {
+					check.known.Insert(name)
+				}
+			}
 		}
 	}
 	return env, nil

@@ -136,6 +136,17 @@ func CompileLabelRules(config LabelsConfig, path *field.Path) (*LabelRules, fiel
 	return compiled, errs
 }
 
+// NamedJobsAndGroups are the recurring jobs and groups the rules name, each once, sorted: the ones
+// whose existence the PVC webhook checks.
+func (r *LabelRules) NamedJobsAndGroups() (jobs, groups []string) {
+	jobSet, groupSet := sets.New[string](), sets.New[string]()
+	for _, rule := range r.rules {
+		jobSet.Insert(rule.jobs...)
+		groupSet.Insert(rule.groups...)
+	}
+	return sets.List(jobSet), sets.List(groupSet)
+}
+
 // validateJobName accepts what can be a RecurringJob's name, the name part of its label key.
 func validateJobName(path *field.Path, name string) field.ErrorList {
 	switch {

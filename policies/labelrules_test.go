@@ -338,6 +338,20 @@ func TestCompileLabelRules(t *testing.T) {
 	}
 }
 
+func TestNamedJobsAndGroups(t *testing.T) {
+	rules, errs := CompileLabelRules(LabelsConfig{Rules: []LabelRule{
+		{Name: "db", Jobs: []string{"weekly", "daily"}, Groups: []string{"gold"}},
+		{Name: "web", Jobs: []string{"daily"}, Groups: []string{"silver", "gold"}},
+	}}, field.NewPath("labels"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	jobs, groups := rules.NamedJobsAndGroups()
+	if diff := cmp.Diff([][]string{{"daily", "weekly"}, {"gold", "silver"}}, [][]string{jobs, groups}); diff != "" {
+		t.Errorf("named jobs and groups (-want +got):\n%s", diff)
+	}
+}
+
 // TestProvisioners shows through DecidePVCLabels that only PVCs of the configured provisioners are
 // labelled, Longhorn's by default.
 func TestProvisioners(t *testing.T) {

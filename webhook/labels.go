@@ -42,7 +42,7 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		return badRequest(fmt.Errorf("decoding the PersistentVolumeClaim: %w", err))
 	}
 	config := l.Config()
-	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config.Longhorn.Namespace, true)
+	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config.Longhorn.Namespace, config.LabelRules())
 	if err != nil {
 		return allowedUnlabelled(err)
 	}

@@ -45,7 +45,8 @@ func labelClient(t *testing.T, funcs *interceptor.Funcs, objects ...client.Objec
 		t.Fatal(err)
 	}
 	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...).
-		WithIndex(&corev1.PersistentVolumeClaim{}, lookup.PVCByUID, func(o client.Object) []string { return []string{string(o.GetUID())} })
+		WithIndex(&corev1.PersistentVolumeClaim{}, lookup.PVCByUID, func(o client.Object) []string { return []string{string(o.GetUID())} }).
+		WithIndex(&longhorn.RecurringJob{}, lookup.RecurringJobProvides, lookup.RecurringJobProvidesValues)
 	if funcs != nil {
 		builder = builder.WithInterceptorFuncs(*funcs)
 	}

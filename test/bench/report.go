@@ -204,6 +204,7 @@ func writeReport(w io.Writer, r *results, chartLink string) error {
 			formatDuration(load.Latency.P50), formatDuration(load.Latency.P99), formatDuration(load.Latency.P999), formatDuration(load.Latency.Max), share,
 			formatDuration(load.CPUPerRequest()), load.Errors)
 	}
+	writeLimits(out, r)
 	out.printf("\nWhat each endpoint is sent: `pvcs` a new PVC in a namespace a rule selects (labels added), `volumes` the\n")
 	out.printf("Volume of a cached PVC (labels copied), `recurringjobs` a valid backup RecurringJob (the S3 window check\n")
 	out.printf("included), `jobs` a backup Job over %d ReadWriteOnce PVCs (node affinity and a toleration added); `no-op` the PVC's.\n", opts.ClaimsPerJob)
@@ -255,6 +256,33 @@ func writeReport(w io.Writer, r *results, chartLink string) error {
 	}
 	out.printf("runs: %s.\n", strings.Join(runs, ", "))
 	return out.err
+}
+
+// writeLimits explains, from the figures, what bounds the load results at the judged concurrency.
+func writeLimits(out *reportWriter, r *results) {
+	ceiling, ok := r.loadAt(noopEndpoint, ceilingConnections)
+	if !ok || ceiling.Requests == 0 {
+		return
+	}
+	out.printf("\n**What limits it.** At %d connections the no-op ceiling answers %.0f requests/s with a p99 of %s. With %d requests\n",
+		ceilingConnections, ceiling.RequestsPerSecond(), formatDuration(ceiling.Latency.P99), ceilingConnections)
+	out.printf("always in flight, the mean latency is connections / throughput = %s (Little's law) before any work is done,\n",
+		formatDuration(time.Duration(float64(ceilingConnections)/ceiling.RequestsPerSecond()*float64(time.Second))))
+	out.printf("and the load generator and the server take turns on %d cores, so no handler on this stack and machine can\n", r.Machine.Cores)
+	out.printf("have a p99 under 2 ms at %d connections; at 1 connection every endpoint does. Throughput is CPU: the server\n", ceilingConnections)
+	out.printf("spends %s per no-op request (TLS, HTTP, AdmissionReview decoding and encoding), so 80%% of the ceiling leaves\n",
+		formatDuration(ceiling.CPUPerRequest()))
+	out.printf("an endpoint %s of its own work per request. What each one spends beyond the no-op:\n\n", formatDuration(ceiling.CPUPerRequest()/4))
+	out.printf("| Endpoint | server CPU per request | beyond the no-op | of the ceiling |\n|---|---:|---:|---:|\n")
+	for _, endpoint := range []string{recurringJobEndpoint, pvcEndpoint, volumeEndpoint, jobEndpoint} {
+		if load, found := r.loadAt(endpoint, ceilingConnections); found && load.Requests > 0 {
+			out.printf("| %s | %s | %s | %.0f%% |\n", endpoint, formatDuration(load.CPUPerRequest()), formatDuration(load.CPUPerRequest()-ceiling.CPUPerRequest()),
+				100*load.RequestsPerSecond()/ceiling.RequestsPerSecond())
+		}
+	}
+	out.printf("\nThat work is decoding the object (strictly, for RecurringJobs, so a wrong field is named), reading the cache,\n")
+	out.printf("the policy, encoding the patch, and the garbage collector, which marks a heap that holds the whole cache.\n")
+	out.printf("The decisions' own times are in the Go benchmarks below.\n")
 }
 
 // reportWriter keeps the first write error, so the report reads as plain printing.
