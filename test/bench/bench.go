@@ -198,6 +198,9 @@ func (b *benchCluster) measureServe(ctx context.Context, result *results) error 
 	if measured.RSSAtReady, _, err = processMemory(guard.PID()); err != nil {
 		return err
 	}
+	if measured.HeapLiveAtReady, err = heapLive(guard.MetricsURL); err != nil {
+		return err
+	}
 	total := b.opts.Size.PVCs()
 	for {
 		metrics, err := scrape(guard.MetricsURL)
@@ -222,6 +225,9 @@ func (b *benchCluster) measureServe(ctx context.Context, result *results) error 
 		}
 	}
 	if measured.RSSAfterSync, measured.PeakRSS, err = processMemory(guard.PID()); err != nil {
+		return err
+	}
+	if measured.HeapLiveAfterSync, err = heapLive(guard.MetricsURL); err != nil {
 		return err
 	}
 	result.Serve = measured
@@ -270,6 +276,19 @@ func processMemory(pid int) (rss, peak int64, err error) {
 		return 0, 0, fmt.Errorf("/proc/%d/status has no VmRSS or VmHWM", pid)
 	}
 	return rss, peak, scanner.Err()
+}
+
+// heapLive is the Go heap that the last garbage collection found reachable, from serve's metrics.
+func heapLive(metricsURL string) (int64, error) {
+	metrics, err := scrape(metricsURL)
+	if err != nil {
+		return 0, err
+	}
+	live, found := metrics["go_gc_heap_live_bytes"]
+	if !found {
+		return 0, fmt.Errorf("%s has no go_gc_heap_live_bytes", metricsURL)
+	}
+	return int64(live), nil
 }
 
 // scrape reads a Prometheus text endpoint into sample → value.
@@ -322,20 +341,30 @@ func (b *benchCluster) measureDecisions(ctx context.Context, result *results) er
 	return err
 }
 
-// measureLoad runs every endpoint and the no-op ceiling at each load level; within a level they run
-// one after another, so a drift of the machine does not favour one of them.
+// measureLoad runs every endpoint and the no-op ceiling at each load level, in rounds: within a round
+// they run one after another, and each result merges its rounds, so a drift of the machine does not
+// favour one of them.
 func (b *benchCluster) measureLoad(ctx context.Context, result *results) error {
 	targets, err := b.loadTargets()
 	if err != nil {
 		return err
 	}
 	for _, connections := range b.opts.Connections {
-		for _, target := range targets {
-			load, err := runLoad(ctx, target, b.tlsConfig, connections, b.opts.Load)
-			if err != nil {
-				return err
+		runs := make([][]LoadResult, len(targets))
+		samples := make([][]time.Duration, len(targets))
+		for range max(b.opts.Load.Rounds, 1) {
+			for i, target := range targets {
+				load, latencies, err := runLoad(ctx, target, b.tlsConfig, connections, b.opts.Load)
+				if err != nil {
+					return err
+				}
+				runs[i] = append(runs[i], load)
+				samples[i] = append(samples[i], latencies...)
 			}
-			fmt.Fprintf(b.progress, "bench: %-13s %4d connections: %8.0f req/s, p50 %s, p99 %s, p99.9 %s, server CPU %s/request\n", target.Name, connections,
+		}
+		for i := range targets {
+			load := mergeLoads(runs[i], samples[i])
+			fmt.Fprintf(b.progress, "bench: %-13s %4d connections: %8.0f req/s, p50 %s, p99 %s, p99.9 %s, server CPU %s/request\n", load.Endpoint, connections,
 				load.RequestsPerSecond(), load.Latency.P50, load.Latency.P99, load.Latency.P999, load.CPUPerRequest())
 			result.Load = append(result.Load, load)
 		}

@@ -24,7 +24,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		Size:              scaleSize{Namespaces: 4, PVCsPerNamespace: 3, PodsPerPVC: 2, Nodes: 3},
 		Writers:           4,
 		Connections:       []int{1, 4},
-		Load:              loadPlan{Warmup: 50 * time.Millisecond, Measure: 200 * time.Millisecond},
+		Load:              loadPlan{Warmup: 50 * time.Millisecond, Measure: 100 * time.Millisecond, Rounds: 2},
 		PolicyBenchtime:   "1x",
 		PolicyCount:       1,
 		DecisionBenchtime: "10x",
@@ -111,7 +111,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		t.Errorf("webhooks the API server called (-want +got):\n%s", diff)
 	}
 
-	if result.Serve.SyncWrites != 0 || result.Serve.RSSAtReady <= 0 || result.Serve.PeakRSS < result.Serve.RSSAfterSync || result.Serve.SyncCheckedAfter < result.Serve.ReadyAfter {
+	if result.Serve.SyncWrites != 0 || result.Serve.RSSAtReady <= 0 || result.Serve.HeapLiveAtReady <= 0 || result.Serve.HeapLiveAfterSync <= 0 || result.Serve.PeakRSS < result.Serve.RSSAfterSync || result.Serve.SyncCheckedAfter < result.Serve.ReadyAfter {
 		t.Errorf("serve at scale: %+v", result.Serve)
 	}
 	if result.Validate.Documents != 400 || len(result.Validate.Runs) != 1 || result.Validate.Median <= 0 {

@@ -34,9 +34,11 @@ type loadTarget struct {
 	ServerPID int
 }
 
-// loadPlan is how long each run warms up and then measures.
+// loadPlan is how long each run warms up and then measures, and how many rounds of runs there are:
+// every target runs once per round, so a drift of the machine spreads over all of them.
 type loadPlan struct {
 	Warmup, Measure time.Duration
+	Rounds          int
 }
 
 const (
@@ -48,7 +50,7 @@ const (
 // (what an API server does with its pooled connections), and measures the answers that start and end
 // within the measured period. Every answer is checked: the first one in full, later ones by comparing
 // bytes with it, and in full again when they differ.
-func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, connections int, plan loadPlan) (LoadResult, error) {
+func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, connections int, plan loadPlan) (LoadResult, []time.Duration, error) {
 	var phase atomic.Int32
 	type workerResult struct {
 		latencies []time.Duration
@@ -60,7 +62,7 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	var wg sync.WaitGroup
 	host, path, err := splitURL(target.URL)
 	if err != nil {
-		return LoadResult{}, err
+		return LoadResult{}, nil, err
 	}
 	request := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		path, host, len(target.Body), target.Body))
@@ -112,10 +114,10 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	cpuEnd, cpuEndErr := processCPU(target.ServerPID)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return LoadResult{}, err
+		return LoadResult{}, nil, err
 	}
 	if err := errors.Join(cpuErr, cpuEndErr); err != nil {
-		return LoadResult{}, err
+		return LoadResult{}, nil, err
 	}
 	load := LoadResult{Endpoint: target.Name, Connections: connections, Elapsed: elapsed, ServerCPU: cpuEnd - cpuStart}
 	var all []time.Duration
@@ -130,12 +132,25 @@ func runLoad(ctx context.Context, target loadTarget, tlsConfig *tls.Config, conn
 	load.Requests = len(all)
 	load.Latency = summarise(all)
 	if firstErr != nil {
-		return load, fmt.Errorf("%s at %d connections: %d of %d answers wrong, the first: %w", target.Name, connections, load.Errors, load.Requests, firstErr)
+		return load, all, fmt.Errorf("%s at %d connections: %d of %d answers wrong, the first: %w", target.Name, connections, load.Errors, load.Requests, firstErr)
 	}
 	if load.Requests == 0 {
-		return load, fmt.Errorf("%s at %d connections: no answer within %s", target.Name, connections, plan.Measure)
+		return load, all, fmt.Errorf("%s at %d connections: no answer within %s", target.Name, connections, plan.Measure)
 	}
-	return load, nil
+	return load, all, nil
+}
+
+// mergeLoads adds up runs of one target at one level; latencies are all their samples.
+func mergeLoads(runs []LoadResult, latencies []time.Duration) LoadResult {
+	merged := LoadResult{Endpoint: runs[0].Endpoint, Connections: runs[0].Connections}
+	for _, run := range runs {
+		merged.Requests += run.Requests
+		merged.Errors += run.Errors
+		merged.Elapsed += run.Elapsed
+		merged.ServerCPU += run.ServerCPU
+	}
+	merged.Latency = summarise(latencies)
+	return merged
 }
 
 func post(client *http.Client, url string, body []byte) ([]byte, error) {

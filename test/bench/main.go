@@ -85,7 +85,7 @@ func defaultOptions() options {
 		Size:              fullScale,
 		Writers:           16,
 		Connections:       []int{1, 8, 32, 128},
-		Load:              loadPlan{Warmup: time.Second, Measure: 4 * time.Second},
+		Load:              loadPlan{Warmup: 500 * time.Millisecond, Measure: 2 * time.Second, Rounds: 3},
 		PolicyCount:       5,
 		DecisionBenchtime: "3000x",
 		DecisionCount:     5,
@@ -104,8 +104,9 @@ func main() {
 	opts := defaultOptions()
 	flag.StringVar(&opts.ReportPath, "report", opts.ReportPath, "where the Markdown report is written")
 	flag.StringVar(&opts.ChartPath, "chart", opts.ChartPath, "where the SVG chart is written (linked from the report by a relative path)")
-	flag.DurationVar(&opts.Load.Measure, "load-duration", opts.Load.Measure, "how long each load level is measured")
+	flag.DurationVar(&opts.Load.Measure, "load-duration", opts.Load.Measure, "how long each run of a load level is measured")
 	flag.DurationVar(&opts.Load.Warmup, "load-warmup", opts.Load.Warmup, "how long each load level warms up first")
+	flag.IntVar(&opts.Load.Rounds, "load-rounds", opts.Load.Rounds, "how many times each target runs at each load level (the results are merged)")
 	flag.BoolVar(&opts.Hold, "hold", false, "populate the cluster, print how to reach it, and wait for Ctrl-C (for profiling by hand)")
 	connections := flag.String("connections", "1,8,32,128", "load levels: concurrent keep-alive connections")
 	flag.Parse()
