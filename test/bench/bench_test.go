@@ -104,11 +104,14 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	}
 	var called []string
 	for _, calls := range result.WebhookCalls {
-		called = append(called, calls.Name)
+		called = append(called, fmt.Sprint(calls.Name, " ", calls.Concurrency))
+		if calls.Calls < float64(map[string]int{"pvcs.backupguard.io": opts.E2EPVCs, "recurringjobs.backupguard.io": opts.E2ERecurringJobs}[calls.Name]) {
+			t.Errorf("the API server counted %v calls to %s during the creates with the webhooks", calls.Calls, calls.Name)
+		}
 	}
-	// The population made PVCs, Volumes and RecurringJobs; no Job was created through the API server.
-	if diff := cmp.Diff([]string{"pvcs.backupguard.io", "recurringjobs.backupguard.io", "volumes.backupguard.io"}, called); diff != "" {
-		t.Errorf("webhooks the API server called (-want +got):\n%s", diff)
+	wantCalled := []string{"pvcs.backupguard.io 1", "recurringjobs.backupguard.io 1", "pvcs.backupguard.io 2", "recurringjobs.backupguard.io 2"}
+	if diff := cmp.Diff(wantCalled, called); diff != "" {
+		t.Errorf("webhook calls the API server counted (-want +got):\n%s", diff)
 	}
 
 	if result.Serve.SyncWrites != 0 || result.Serve.RSSAtReady <= 0 || result.Serve.HeapLiveAtReady <= 0 || result.Serve.HeapLiveAfterSync <= 0 || result.Serve.PeakRSS < result.Serve.RSSAfterSync || result.Serve.SyncCheckedAfter < result.Serve.ReadyAfter {

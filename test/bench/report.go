@@ -107,12 +107,17 @@ func (r *results) Targets() []target {
 		})
 	}
 	for _, latency := range r.Admission {
-		added := latency.With.P99 - latency.Without.P99
+		calls, found := r.callsOf(webhookOfKind[latency.Kind], latency.Concurrency)
+		if !found || calls.Calls == 0 {
+			continue
+		}
+		share := calls.Under5ms / calls.Calls
 		targets = append(targets, target{
-			Name:     fmt.Sprintf("%s creates through the kube-apiserver, %d at a time", latency.Kind, latency.Concurrency),
-			Goal:     "added p99 < 5 ms",
-			Measured: fmt.Sprintf("added p99 %s (p50 %s)", formatDuration(added), formatDuration(latency.With.P50-latency.Without.P50)),
-			Met:      added < 5*time.Millisecond,
+			Name: fmt.Sprintf("%s creates through the kube-apiserver, %d at a time", latency.Kind, latency.Concurrency),
+			Goal: "added p99 < 5 ms",
+			Measured: fmt.Sprintf("%.2f%% of %.0f webhook calls within 5 ms (the API server's histogram); creates' p50 %s, p99 %s",
+				100*share, calls.Calls, signed(latency.With.P50-latency.Without.P50), signed(latency.With.P99-latency.Without.P99)),
+			Met: share >= 0.99,
 		})
 	}
 	if r.Serve.PeakRSS > 0 {
@@ -132,6 +137,23 @@ func (r *results) Targets() []target {
 		})
 	}
 	return targets
+}
+
+func (r *results) callsOf(name string, concurrency int) (webhookCalls, bool) {
+	for _, calls := range r.WebhookCalls {
+		if calls.Name == name && calls.Concurrency == concurrency {
+			return calls, true
+		}
+	}
+	return webhookCalls{}, false
+}
+
+// signed shows a difference of latencies with its sign.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return formatDuration(d)
+	}
+	return "+" + formatDuration(d)
 }
 
 func (r *results) loadAt(endpoint string, connections int) (LoadResult, bool) {
@@ -224,11 +246,15 @@ func writeReport(w io.Writer, r *results, chartLink string) error {
 		out.printf("| %s | %d | %d | %s | %s | %s | %s | %s | %s |\n", a.Kind, a.Concurrency, a.Requests, formatDuration(a.Without.P50), formatDuration(a.With.P50),
 			formatDuration(a.With.P50-a.Without.P50), formatDuration(a.Without.P99), formatDuration(a.With.P99), formatDuration(a.With.P99-a.Without.P99))
 	}
-	if len(r.WebhookCalls) > 0 {
-		out.printf("\nThe kube-apiserver's own histogram of its webhook calls (`apiserver_admission_webhook_admission_duration_seconds`,\n")
-		out.printf("whole run, the population included):\n\n| Webhook | Calls | Answered within 5 ms |\n|---|---:|---:|\n")
-		for _, calls := range r.WebhookCalls {
-			out.printf("| %s | %.0f | %.2f%% |\n", calls.Name, calls.Calls, 100*calls.Under5ms/calls.Calls)
+	out.printf("\nThe differences of the clients' percentiles carry the API server's and etcd's own variance (a p99 of 500\n")
+	out.printf("creates is their fifth slowest, often a disk flush), which is why the targets are judged by what the\n")
+	out.printf("API server itself measured: how long it waited on each webhook call, from building the AdmissionReview to\n")
+	out.printf("applying the answer (`apiserver_admission_webhook_admission_duration_seconds`, counted over the creates\n")
+	out.printf("with the webhooks registered; its finest buckets are 5 and 25 ms). A p99 under 5 ms means 99%% of calls within 5 ms.\n\n")
+	out.printf("| Webhook | At a time | Calls | Within 5 ms | Within 25 ms |\n|---|---:|---:|---:|---:|\n")
+	for _, calls := range r.WebhookCalls {
+		if calls.Calls > 0 {
+			out.printf("| %s | %d | %.0f | %.2f%% | %.2f%% |\n", calls.Name, calls.Concurrency, calls.Calls, 100*calls.Under5ms/calls.Calls, 100*calls.Under25ms/calls.Calls)
 		}
 	}
 
