@@ -169,6 +169,9 @@ func post(client *http.Client, url string, body []byte) ([]byte, error) {
 	return answer, nil
 }
 
+// answerTimeout is the longest one answer may take.
+const answerTimeout = 10 * time.Second
+
 // keepAliveConnection sends one prepared HTTP/1.1 request at a time over one TLS connection, and
 // reads only what it must of the answer (status, Content-Length or chunks, body): the load generator
 // shares the machine with the server, so the less CPU it spends the more the server gets, for the
@@ -191,6 +194,11 @@ func (c *keepAliveConnection) Do() ([]byte, error) {
 			return nil, err
 		}
 		c.conn, c.reader = conn, bufio.NewReaderSize(conn, 16<<10)
+	}
+	// A server that stops answering fails the run instead of hanging it.
+	if err := c.conn.SetDeadline(time.Now().Add(answerTimeout)); err != nil {
+		c.Close()
+		return nil, err
 	}
 	body, keepAlive, err := c.roundTrip()
 	if err != nil || !keepAlive {
