@@ -98,20 +98,27 @@ func PVCEnvironment(ctx context.Context, reader client.Reader, namespace string,
 		}
 	}
 	if rules != nil {
+		exists := func(value string) (bool, error) {
+			found := &longhorn.RecurringJobList{}
+			if err := reader.List(ctx, found, client.InNamespace(longhornNamespace), client.MatchingFields{RecurringJobProvides: value}); err != nil {
+				return false, fmt.Errorf("looking up RecurringJobs in %s: %w", longhornNamespace, err)
+			}
+			return len(found.Items) > 0, nil
+		}
 		jobs, groups := rules.NamedJobsAndGroups()
 		env.KnownJobs, env.KnownGroups = sets.New[string](), sets.New[string]()
-		for _, check := range []struct {
+		for _, named := range []struct {
 			prefix string
 			names  []string
 			known  sets.Set[string]
 		}{{"job/", jobs, env.KnownJobs}, {"group/", groups, env.KnownGroups}} {
-			for _, name := range check.names {
-				found := &longhorn.RecurringJobList{}
-				if err := reader.List(ctx, found, client.InNamespace(longhornNamespace), client.MatchingFields{RecurringJobProvides: check.prefix + name}); err != nil {
-					return env, fmt.Errorf("looking up RecurringJobs in %s: %w", longhornNamespace, err)
+			for _, name := range named.names {
+				found, err := exists(named.prefix + name)
+				if err != nil {
+					return env, err
 				}
-				if len(found.Items) > 0 {
-					check.known.Insert(name)
+				if found {
+					named.known.Insert(name)
 				}
 			}
 		}

@@ -20,18 +20,16 @@ import (
 // and the labels that tie it to a Job. A cluster has many more Pods than anything else backupguard
 // reads, and a *corev1.Pod costs over 1 KiB even when emptied, so the Pod informer stores this instead.
 type PodClaims struct {
-	Namespace, Name string
-	// JobLabels are the pod's labels that name its Job, if any.
-	JobLabels map[string]string
-	NodeName  string
-	Phase     corev1.PodPhase
+	Namespace string
+	// Pod is what placement reads: name, node, phase and Job labels.
+	Pod policies.MountingPod
 	// Claims are the names of the PVCs it mounts.
 	Claims []string
 }
 
 // GetObjectMeta gives the informer's store the namespace and name it keys objects by.
 func (p *PodClaims) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}
+	return &metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Pod.Name}
 }
 
 // GetObjectKind: PodClaims is never serialised.
@@ -39,8 +37,9 @@ func (p *PodClaims) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 
 // DeepCopyObject copies p; the informer only needs it for its interface.
 func (p *PodClaims) DeepCopyObject() runtime.Object {
-	return &PodClaims{Namespace: p.Namespace, Name: p.Name, JobLabels: maps.Clone(p.JobLabels), NodeName: p.NodeName, Phase: p.Phase,
-		Claims: slices.Clone(p.Claims)}
+	out := &PodClaims{Namespace: p.Namespace, Pod: p.Pod, Claims: slices.Clone(p.Claims)}
+	out.Pod.JobLabels = maps.Clone(p.Pod.JobLabels)
+	return out
 }
 
 // SlimPod is the Pod informer's transform: a Pod becomes its PodClaims; anything else (a deletion
@@ -50,22 +49,7 @@ func SlimPod(object any) (any, error) {
 	if !ok {
 		return object, nil
 	}
-	slim := &PodClaims{
-		Namespace: pod.Namespace,
-		Name:      pod.Name,
-		NodeName:  pod.Spec.NodeName,
-		Phase:     pod.Status.Phase,
-	}
-	for _, label := range policies.JobNameLabels {
-		if value, found := pod.Labels[label]; found {
-			if slim.JobLabels == nil {
-				slim.JobLabels = map[string]string{}
-			}
-			slim.JobLabels[label] = value
-		}
-	}
-	slim.Claims = policies.ClaimNames(&pod.Spec)
-	return slim, nil
+	return &PodClaims{Namespace: pod.Namespace, Pod: policies.MountingPodOf(pod), Claims: policies.ClaimNames(&pod.Spec)}, nil
 }
 
 // PodsByClaim finds the Pods of a namespace that mount a PVC.
@@ -123,7 +107,7 @@ func (p *PodIndex) PodsMounting(namespace, claim string) ([]policies.MountingPod
 		if !ok {
 			return nil, fmt.Errorf("the Pod informer holds a %T", object)
 		}
-		pods = append(pods, policies.MountingPod{Name: pod.Name, NodeName: pod.NodeName, Phase: pod.Phase, JobLabels: pod.JobLabels})
+		pods = append(pods, pod.Pod)
 	}
 	return pods, nil
 }

@@ -1,6 +1,7 @@
 package lookup
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/backupguard/backupguard/policies"
 )
 
 func claimVolume(name, claim string) corev1.Volume {
@@ -28,8 +31,8 @@ func TestSlimPodKeepsOnlyWhatPlacementReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &PodClaims{Namespace: "shop", Name: "backup-x7k2p", JobLabels: map[string]string{batchv1.JobNameLabel: "backup", "job-name": "backup"},
-		NodeName: "worker-2", Phase: corev1.PodRunning, Claims: []string{"data", "logs"}}
+	want := &PodClaims{Namespace: "shop", Claims: []string{"data", "logs"}, Pod: policies.MountingPod{Name: "backup-x7k2p",
+		JobLabels: map[string]string{batchv1.JobNameLabel: "backup", "job-name": "backup"}, NodeName: "worker-2", Phase: corev1.PodRunning}}
 	if diff := cmp.Diff(want, slim); diff != "" {
 		t.Errorf("SlimPod (-want +got):\n%s", diff)
 	}
@@ -40,7 +43,7 @@ func TestSlimPodKeepsOnlyWhatPlacementReads(t *testing.T) {
 
 func TestSlimPodPassesOtherObjectsThrough(t *testing.T) {
 	tombstone := toolscache.DeletedFinalStateUnknown{Key: "shop/gone"}
-	for name, object := range map[string]any{"tombstone": tombstone, "already slim": &PodClaims{NodeName: "a"}} {
+	for name, object := range map[string]any{"tombstone": tombstone, "already slim": &PodClaims{Namespace: "a"}} {
 		got, err := SlimPod(object)
 		if err != nil || !cmp.Equal(object, got) {
 			t.Errorf("%s: SlimPod = %v, %v; want it unchanged", name, got, err)
@@ -51,9 +54,9 @@ func TestSlimPodPassesOtherObjectsThrough(t *testing.T) {
 func TestPodIndexFindsThePodsOfAClaim(t *testing.T) {
 	indexer := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{podByClaim: claimKeys})
 	for _, pod := range []*PodClaims{
-		{Namespace: "shop", Name: "a", NodeName: "n1", Claims: []string{"data", "logs"}},
-		{Namespace: "shop", Name: "b", NodeName: "n2", Claims: []string{"logs"}},
-		{Namespace: "blog", Name: "c", NodeName: "n3", Claims: []string{"data"}},
+		{Namespace: "shop", Pod: policies.MountingPod{Name: "a", NodeName: "n1"}, Claims: []string{"data", "logs"}},
+		{Namespace: "shop", Pod: policies.MountingPod{Name: "b", NodeName: "n2"}, Claims: []string{"logs"}},
+		{Namespace: "blog", Pod: policies.MountingPod{Name: "c", NodeName: "n3"}, Claims: []string{"data"}},
 	} {
 		if err := indexer.Add(pod); err != nil {
 			t.Fatal(err)
@@ -69,20 +72,9 @@ func TestPodIndexFindsThePodsOfAClaim(t *testing.T) {
 		for _, pod := range pods {
 			names = append(names, pod.Name)
 		}
-		if diff := cmp.Diff(want, names, cmpSorted); diff != "" {
+		slices.Sort(names)
+		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("pods mounting shop/%s (-want +got):\n%s", claim, diff)
 		}
 	}
 }
-
-var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
-	out := append([]string{}, in...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-})

@@ -53,6 +53,8 @@ type LabelRules struct {
 	rules        []compiledRule
 	// usesNamespaceLabels tells whether any rule needs the PVC's Namespace object.
 	usesNamespaceLabels bool
+	// namedJobs and namedGroups are what the rules name, each once, sorted.
+	namedJobs, namedGroups []string
 }
 
 type compiledRule struct {
@@ -133,18 +135,19 @@ func CompileLabelRules(config LabelsConfig, path *field.Path) (*LabelRules, fiel
 		})
 	}
 	compiled.usesNamespaceLabels = slices.ContainsFunc(compiled.rules, func(rule compiledRule) bool { return rule.namespaceSelector != nil })
+	jobs, groups := sets.New[string](), sets.New[string]()
+	for _, rule := range compiled.rules {
+		jobs.Insert(rule.jobs...)
+		groups.Insert(rule.groups...)
+	}
+	compiled.namedJobs, compiled.namedGroups = sets.List(jobs), sets.List(groups)
 	return compiled, errs
 }
 
 // NamedJobsAndGroups are the recurring jobs and groups the rules name, each once, sorted: the ones
-// whose existence the PVC webhook checks.
+// whose existence the PVC webhook checks. They are worked out once, when the config compiles.
 func (r *LabelRules) NamedJobsAndGroups() (jobs, groups []string) {
-	jobSet, groupSet := sets.New[string](), sets.New[string]()
-	for _, rule := range r.rules {
-		jobSet.Insert(rule.jobs...)
-		groupSet.Insert(rule.groups...)
-	}
-	return sets.List(jobSet), sets.List(groupSet)
+	return r.namedJobs, r.namedGroups
 }
 
 // validateJobName accepts what can be a RecurringJob's name, the name part of its label key.

@@ -337,7 +337,7 @@ func (b *benchCluster) measureDecisions(ctx context.Context, result *results) er
 	if err := flag.Set("test.benchtime", b.opts.DecisionBenchtime); err != nil {
 		return err
 	}
-	result.Decisions, err = runDecisionBenchmarks(decisions, b.opts.DecisionCount, b.opts.Size.String())
+	result.Decisions, err = runDecisionBenchmarks(decisions, b.opts.DecisionCount)
 	return err
 }
 

@@ -127,9 +127,13 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	}
 	var headings []string
 	loadRows := 0
+	var images []string
 	for _, line := range strings.Split(string(report), "\n") {
 		if heading, found := strings.CutPrefix(line, "## "); found {
 			headings = append(headings, heading)
+		}
+		if strings.HasPrefix(line, "![") {
+			images = append(images, line)
 		}
 		for _, endpoint := range []string{noopEndpoint, recurringJobEndpoint, pvcEndpoint, volumeEndpoint, jobEndpoint} {
 			if strings.HasPrefix(line, "| "+endpoint+" | ") {
@@ -144,8 +148,8 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	if loadRows != len(result.Load) {
 		t.Errorf("the report has %d load rows, want %d", loadRows, len(result.Load))
 	}
-	if !strings.Contains(string(report), "](docs/latency.svg)") {
-		t.Errorf("the report does not link the chart by its relative path:\n%s", report)
+	if diff := cmp.Diff([]string{"![p99 latency and throughput against concurrent connections](docs/latency.svg)"}, images); diff != "" {
+		t.Errorf("images in the report (-want +got):\n%s", diff)
 	}
 	chart, err := os.ReadFile(opts.ChartPath)
 	if err != nil {

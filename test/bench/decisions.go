@@ -39,13 +39,11 @@ type goBenchmark struct {
 	NsPerOp, MinNs, MaxNs   float64
 	BytesPerOp, AllocsPerOp int64
 	Runs                    int
-	// Scale says what the cache held, for the decisions measured over the real cluster.
-	Scale string
 }
 
 // runPolicyBenchmarks runs the pure policy and offline benchmarks with `go test -bench`, count times
 // each, and returns them merged by name.
-func runPolicyBenchmarks(ctx context.Context, benchtime string, count int) ([]goBenchmark, string, error) {
+func runPolicyBenchmarks(ctx context.Context, benchtime string, count int) ([]goBenchmark, error) {
 	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", strconv.Itoa(count)}
 	if benchtime != "" {
 		args = append(args, "-benchtime", benchtime)
@@ -57,10 +55,9 @@ func runPolicyBenchmarks(ctx context.Context, benchtime string, count int) ([]go
 	command.Stderr = &stderr
 	out, err := command.Output()
 	if err != nil {
-		return nil, string(out), fmt.Errorf("go %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		return nil, fmt.Errorf("go %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
-	benchmarks, err := parseGoBench(string(out))
-	return benchmarks, string(out), err
+	return parseGoBench(string(out))
 }
 
 // parseGoBench reads `go test -bench -benchmem` output: "pkg:" lines, then one line per run such as
@@ -139,7 +136,7 @@ type decisionBench struct {
 
 // runDecisionBenchmarks measures each decision count times with testing.Benchmark (b.N fixed by
 // benchtime, such as "3000x").
-func runDecisionBenchmarks(decisions []decisionBench, count int, scale string) ([]goBenchmark, error) {
+func runDecisionBenchmarks(decisions []decisionBench, count int) ([]goBenchmark, error) {
 	var results []goBenchmark
 	for _, decision := range decisions {
 		if err := decision.Check(decision.Handler.Handle(context.Background(), decision.Request)); err != nil {
@@ -158,7 +155,7 @@ func runDecisionBenchmarks(decisions []decisionBench, count int, scale string) (
 		}
 		median, low, high := medianOf(nanoseconds)
 		results = append(results, goBenchmark{Package: "test/bench (real cache)", Name: decision.Name, NsPerOp: median, MinNs: low, MaxNs: high,
-			BytesPerOp: last.AllocedBytesPerOp(), AllocsPerOp: last.AllocsPerOp(), Runs: count, Scale: scale})
+			BytesPerOp: last.AllocedBytesPerOp(), AllocsPerOp: last.AllocsPerOp(), Runs: count})
 	}
 	return results, nil
 }

@@ -147,7 +147,7 @@ func run(ctx context.Context, opts options, progress io.Writer) (*results, error
 	result := &results{Options: opts, Machine: readMachine(), Started: started.UTC()}
 	fmt.Fprintln(progress, "bench: policy benchmarks (go test -bench ./policies/... ./offline/...)")
 	var err error
-	if result.Policies, _, err = runPolicyBenchmarks(ctx, opts.PolicyBenchtime, opts.PolicyCount); err != nil {
+	if result.Policies, err = runPolicyBenchmarks(ctx, opts.PolicyBenchtime, opts.PolicyCount); err != nil {
 		return nil, err
 	}
 	bench, err := startBench(ctx, opts, progress)
