@@ -35,16 +35,41 @@ func DecodeJSONObject(raw []byte) (map[string]any, error) {
 
 var (
 	recurringJobFields     = []string{"apiVersion", "kind", "metadata", "spec", "status"}
-	recurringJobSpecFields = []string{"concurrency", "cron", "groups", "labels", "name", "parameters", "retain", "task"}
+	recurringJobSpecFields = []string{"concurrency", "cron", "groups", "labels", "name", "parameters", "retain", "retainAge", "retentionPolicy", "task"}
 	recurringJobStatFields = []string{"executionCount", "ownerID"}
+)
+
+// FieldChecking says what decoding does with a field backupguard's structs do not know.
+type FieldChecking int
+
+const (
+	// StrictFields makes an unknown field an error: offline, a typo (retian) must not pass CI, because
+	// the API server would reject it (kubectl's strict field validation) or prune it.
+	StrictFields FieldChecking = iota
+	// IgnoreUnknownFields skips unknown fields: in a cluster the API server has already checked the
+	// object against the installed CRD, and a field a newer Longhorn adds is the CRD's business, not a
+	// reason to deny.
+	IgnoreUnknownFields
 )
 
 // DecodeRecurringJob turns a decoded JSON object into a RecurringJob strictly: an unknown field or a value
 // of the wrong type is a field error with its path, never silently dropped, because Longhorn's CRD would
 // prune or reject it and the user would not get what the manifest says.
 func DecodeRecurringJob(object map[string]any) (*RecurringJob, field.ErrorList) {
+	return DecodeRecurringJobWith(object, StrictFields)
+}
+
+// DecodeRecurringJobWith decodes like DecodeRecurringJob, with unknown fields handled as checking says.
+// A value of the wrong type for a known field is an error either way.
+func DecodeRecurringJobWith(object map[string]any, checking FieldChecking) (*RecurringJob, field.ErrorList) {
 	job := &RecurringJob{}
 	var errs field.ErrorList
+	unknownField := func(path *field.Path, known []string, errs field.ErrorList) field.ErrorList {
+		if checking == IgnoreUnknownFields {
+			return errs
+		}
+		return append(errs, unknownFieldError(path, known))
+	}
 	for _, key := range sortedKeys(object) {
 		value := object[key]
 		path := field.NewPath(key)
@@ -67,17 +92,20 @@ func DecodeRecurringJob(object map[string]any) (*RecurringJob, field.ErrorList) 
 				errs = append(errs, field.TypeInvalid(path, "...", err.Error()))
 			}
 		case "spec":
-			errs = decodeRecurringJobSpec(path, value, &job.Spec, errs)
+			errs = decodeRecurringJobSpec(path, value, &job.Spec, errs, unknownField)
 		case "status":
-			errs = decodeRecurringJobStatus(path, value, &job.Status, errs)
+			errs = decodeRecurringJobStatus(path, value, &job.Status, errs, unknownField)
 		default:
-			errs = append(errs, unknownField(path, recurringJobFields))
+			errs = unknownField(path, recurringJobFields, errs)
 		}
 	}
 	return job, errs
 }
 
-func decodeRecurringJobSpec(path *field.Path, value any, spec *RecurringJobSpec, errs field.ErrorList) field.ErrorList {
+// unknownFieldFunc reports (or not) a field the structs do not know.
+type unknownFieldFunc func(path *field.Path, known []string, errs field.ErrorList) field.ErrorList
+
+func decodeRecurringJobSpec(path *field.Path, value any, spec *RecurringJobSpec, errs field.ErrorList, unknownField unknownFieldFunc) field.ErrorList {
 	object, errs := decodeObject(path, value, errs)
 	for _, key := range sortedKeys(object) {
 		value := object[key]
@@ -101,14 +129,20 @@ func decodeRecurringJobSpec(path *field.Path, value any, spec *RecurringJobSpec,
 			spec.Labels, errs = decodeStringMap(child, value, errs)
 		case "parameters":
 			spec.Parameters, errs = decodeStringMap(child, value, errs)
+		case "retentionPolicy":
+			var policy string
+			policy, errs = decodeString(child, value, errs)
+			spec.RetentionPolicy = RetentionPolicy(policy)
+		case "retainAge":
+			spec.RetainAge, errs = decodeString(child, value, errs)
 		default:
-			errs = append(errs, unknownField(child, recurringJobSpecFields))
+			errs = unknownField(child, recurringJobSpecFields, errs)
 		}
 	}
 	return errs
 }
 
-func decodeRecurringJobStatus(path *field.Path, value any, status *RecurringJobStatus, errs field.ErrorList) field.ErrorList {
+func decodeRecurringJobStatus(path *field.Path, value any, status *RecurringJobStatus, errs field.ErrorList, unknownField unknownFieldFunc) field.ErrorList {
 	object, errs := decodeObject(path, value, errs)
 	for _, key := range sortedKeys(object) {
 		child := path.Child(key)
@@ -118,13 +152,13 @@ func decodeRecurringJobStatus(path *field.Path, value any, status *RecurringJobS
 		case "executionCount":
 			status.ExecutionCount, errs = decodeInt(child, object[key], errs)
 		default:
-			errs = append(errs, unknownField(child, recurringJobStatFields))
+			errs = unknownField(child, recurringJobStatFields, errs)
 		}
 	}
 	return errs
 }
 
-func unknownField(path *field.Path, known []string) *field.Error {
+func unknownFieldError(path *field.Path, known []string) *field.Error {
 	return field.Forbidden(path, "unknown field; known fields here: "+strings.Join(known, ", "))
 }
 

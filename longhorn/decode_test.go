@@ -144,7 +144,7 @@ func TestDecodeRecurringJobErrors(t *testing.T) {
 		},
 		"an unknown spec field is forbidden at its path": {
 			raw:  `{"spec":{"task":"backup","retention":7}}`,
-			want: field.ErrorList{field.Forbidden(spec.Child("retention"), "unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, task")},
+			want: field.ErrorList{field.Forbidden(spec.Child("retention"), "unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task")},
 		},
 		"an unknown status field is forbidden at its path": {
 			raw:  `{"status":{"lastRun":"yesterday"}}`,
@@ -214,7 +214,7 @@ func TestDecodeRecurringJobErrors(t *testing.T) {
 			want: field.ErrorList{
 				field.TypeInvalid(field.NewPath("apiVersion"), int64(2), "must be a string; quote it in YAML: \"2\""),
 				field.TypeInvalid(spec.Child("cron"), int64(5), "must be a string; quote it in YAML: \"5\""),
-				field.Forbidden(spec.Child("extra"), "unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, task"),
+				field.Forbidden(spec.Child("extra"), "unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task"),
 				field.TypeInvalid(spec.Child("retain"), "7", "must be a whole number, not a string: remove the quotes"),
 				field.TypeInvalid(field.NewPath("status", "ownerID"), false, "must be a string"),
 				field.Forbidden(field.NewPath("zzz"), "unknown field; known fields here: apiVersion, kind, metadata, spec, status"),
@@ -311,4 +311,57 @@ func TestDecodeRecurringJobSkipsManagedFields(t *testing.T) {
 	if _, kept := metadata["managedFields"]; !kept {
 		t.Error("the caller's metadata lost its managedFields")
 	}
+}
+
+func TestDecodeRecurringJobV113RetentionFields(t *testing.T) {
+	object := map[string]any{"spec": map[string]any{"task": "backup", "retentionPolicy": "age-based", "retainAge": "720h"}}
+	job, errs := longhorn.DecodeRecurringJob(object)
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	want := longhorn.RecurringJobSpec{Task: longhorn.TaskBackup, RetentionPolicy: longhorn.RetentionAgeBased, RetainAge: "720h"}
+	if diff := cmp.Diff(want, job.Spec); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+}
+
+func TestDecodeRecurringJobIgnoringUnknownFields(t *testing.T) {
+	object := map[string]any{
+		"apiVersion": "longhorn.io/v1beta2",
+		"future":     true,
+		"spec":       map[string]any{"task": "snapshot", "retain": json.Number("3"), "newInV2": map[string]any{"x": "y"}},
+		"status":     map[string]any{"ownerID": "node-1", "lastRun": "yesterday"},
+	}
+	t.Run("strict decoding names each unknown field", func(t *testing.T) {
+		_, errs := longhorn.DecodeRecurringJob(object)
+		want := field.ErrorList{
+			field.Forbidden(field.NewPath("future"), "unknown field; known fields here: apiVersion, kind, metadata, spec, status"),
+			field.Forbidden(field.NewPath("spec", "newInV2"), "unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task"),
+			field.Forbidden(field.NewPath("status", "lastRun"), "unknown field; known fields here: executionCount, ownerID"),
+		}
+		if diff := cmp.Diff(want, errs); diff != "" {
+			t.Errorf("errors (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("in a cluster unknown fields are the CRD's business", func(t *testing.T) {
+		job, errs := longhorn.DecodeRecurringJobWith(object, longhorn.IgnoreUnknownFields)
+		if len(errs) != 0 {
+			t.Fatalf("errors: %v", errs)
+		}
+		want := &longhorn.RecurringJob{
+			TypeMeta: metav1.TypeMeta{APIVersion: "longhorn.io/v1beta2"},
+			Spec:     longhorn.RecurringJobSpec{Task: longhorn.TaskSnapshot, Retain: 3},
+			Status:   longhorn.RecurringJobStatus{OwnerID: "node-1"},
+		}
+		if diff := cmp.Diff(want, job); diff != "" {
+			t.Errorf("job (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a wrong type for a known field is an error either way", func(t *testing.T) {
+		_, errs := longhorn.DecodeRecurringJobWith(map[string]any{"spec": map[string]any{"retain": "7"}}, longhorn.IgnoreUnknownFields)
+		want := field.ErrorList{field.TypeInvalid(field.NewPath("spec", "retain"), "7", "must be a whole number, not a string: remove the quotes")}
+		if diff := cmp.Diff(want, errs); diff != "" {
+			t.Errorf("errors (-want +got):\n%s", diff)
+		}
+	})
 }

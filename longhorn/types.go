@@ -58,8 +58,8 @@ type RecurringJob struct {
 	Status            RecurringJobStatus `json:"status,omitempty"`
 }
 
-// RecurringJobSpec mirrors every field of Longhorn's RecurringJobSpec, so that strict decoding can tell
-// a typo from a real field.
+// RecurringJobSpec mirrors every field of Longhorn's RecurringJobSpec (v1.12, plus the retention fields
+// v1.13 adds), so that strict decoding can tell a typo from a real field.
 type RecurringJobSpec struct {
 	Name        string            `json:"name,omitempty"`
 	Groups      []string          `json:"groups,omitempty"`
@@ -69,22 +69,30 @@ type RecurringJobSpec struct {
 	Concurrency int               `json:"concurrency,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Parameters  map[string]string `json:"parameters,omitempty"`
+	// RetentionPolicy (Longhorn v1.13) is count-based (the CRD's default: keep Retain) or age-based (keep
+	// what is younger than RetainAge; Retain is then not consulted). Empty means count-based.
+	RetentionPolicy RetentionPolicy `json:"retentionPolicy,omitempty"`
+	// RetainAge (Longhorn v1.13) is a Go duration such as "720h".
+	RetainAge string `json:"retainAge,omitempty"`
 }
+
+// RetentionPolicy says how a RecurringJob prunes what it created (Longhorn v1.13).
+type RetentionPolicy string
+
+// The retention policies of Longhorn v1.13's RecurringJob CRD.
+const (
+	RetentionCountBased RetentionPolicy = "count-based"
+	RetentionAgeBased   RetentionPolicy = "age-based"
+)
+
+// RetentionPolicies lists the values the v1.13 CRD's enum allows.
+var RetentionPolicies = []RetentionPolicy{RetentionCountBased, RetentionAgeBased}
 
 // RecurringJobStatus mirrors Longhorn's RecurringJobStatus.
 type RecurringJobStatus struct {
 	OwnerID string `json:"ownerID,omitempty"`
 	// ExecutionCount counts triggers, not successes.
 	ExecutionCount int `json:"executionCount,omitempty"`
-}
-
-// EffectiveName is the name Longhorn uses in labels: spec.name, or metadata.name when spec.name is empty
-// (Longhorn's mutator fills it that way).
-func (j *RecurringJob) EffectiveName() string {
-	if j.Spec.Name != "" {
-		return j.Spec.Name
-	}
-	return j.Name
 }
 
 // RecurringJobList is a list of RecurringJobs.

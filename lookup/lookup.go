@@ -58,7 +58,9 @@ func AddIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 // RecurringJobProvidesValues are the RecurringJobProvides index values of a RecurringJob.
 func RecurringJobProvidesValues(object client.Object) []string {
 	job := object.(*longhorn.RecurringJob)
-	values := []string{"job/" + job.EffectiveName()}
+	// A job selects volumes by its metadata.name, never spec.name (longhorn-manager
+	// controller/recurring_job_controller.go, app/recurringjob/volume.go).
+	values := []string{"job/" + job.Name}
 	for _, group := range job.Spec.Groups {
 		values = append(values, "group/"+group)
 	}

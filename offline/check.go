@@ -123,21 +123,25 @@ func checkRecurringJob(document Document, groupVersion schema.GroupVersion, conf
 	if groupVersion != longhorn.GroupVersion {
 		errs = append(field.ErrorList{field.NotSupported(field.NewPath("apiVersion"), job.APIVersion, []string{longhorn.GroupVersion.String()})}, errs...)
 	}
+	rules := config.RecurringJobRules()
 	if len(errs) == 0 {
-		errs, result.Warnings = policies.ValidateRecurringJob(job, policies.RecurringJobEnvironment{
+		// As a create: offline there is no stored object to ratchet against, and no user.
+		decision := policies.AdmitRecurringJob(policies.RecurringJobWrite{Operation: policies.RecurringJobCreate, Object: job}, policies.RecurringJobEnvironment{
 			Namespace:            job.Namespace,
 			LonghornNamespace:    config.Longhorn.Namespace,
 			Settings:             policies.OfflineLonghornSettings(config),
 			Now:                  now,
 			Window:               config.CompiledWindow(),
 			PollingBackupTargets: polling,
+			Rules:                rules,
 		})
-		if result.Warnings == nil {
-			result.Warnings = []string{}
+		errs = decision.Denied
+		if decision.Warnings != nil {
+			result.Warnings = decision.Warnings
 		}
 	}
-	if schedule, cronErrs := policies.ValidateCron(field.NewPath("spec", "cron"), job.Spec.Cron, now); len(cronErrs) == 0 {
-		result.NextRuns = policies.NextRuns(schedule, now, nextRunCount)
+	if schedule, cronErrs := policies.ValidateCron(field.NewPath("spec", "cron"), job.Spec.Cron, now, rules.CronTimeZone); len(cronErrs) == 0 {
+		result.NextRuns = policies.NextRuns(schedule, now, nextRunCount, rules.CronTimeZone)
 	}
 	result.Violations = ViolationsFrom(errs)
 	result.Allowed = len(errs) == 0

@@ -50,7 +50,7 @@ spec: {task: snapshot, cron: "0 * * * *", retain: 3}
 apiVersion: longhorn.io/v1beta2
 kind: RecurringJob
 metadata: {name: "local-time", namespace: longhorn-system}
-spec: {task: backup, cron: "TZ=UTC 0 2 * * *", retain: 0}
+spec: {task: backup, cron: "TZ=UTC 0 2 * * *", retain: 101}
 `
 
 func ciReport(t *testing.T) offline.Report {
@@ -68,8 +68,8 @@ func TestWriteGitHubAnnotatesTheObjectsLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `::warning file=clusters/prod/jobs.yaml,line=1,title=backupguard%3A RecurringJob longhorn-system/good::detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
-::error file=clusters/prod/jobs.yaml,line=6,title=backupguard%3A RecurringJob longhorn-system/local-time::spec.cron: Invalid value: "TZ=UTC 0 2 * * *": time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: "0 2 * * *" while UTC is on UTC (UTC+00:00)
-::error file=clusters/prod/jobs.yaml,line=6,title=backupguard%3A RecurringJob longhorn-system/local-time::spec.retain: Invalid value: 0: must be at least 1 for task backup
+::error file=clusters/prod/jobs.yaml,line=6,title=backupguard%3A RecurringJob longhorn-system/local-time::spec.cron: Invalid value: "TZ=UTC 0 2 * * *": time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: "0 2 * * *"
+::error file=clusters/prod/jobs.yaml,line=6,title=backupguard%3A RecurringJob longhorn-system/local-time::spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
 ::warning file=clusters/prod/jobs.yaml,line=6,title=backupguard%3A RecurringJob longhorn-system/local-time::detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
 2 checked, 1 denied, 0 mutated, 0 skipped
 `
@@ -90,7 +90,7 @@ func TestWriteJUnitHasOneCasePerObject(t *testing.T) {
       <system-out>warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false</system-out>
     </testcase>
     <testcase name="RecurringJob longhorn-system/local-time" classname="clusters/prod/jobs.yaml#2" file="clusters/prod/jobs.yaml" line="6">
-      <failure message="2 violation(s)" type="denied">spec.cron: Invalid value: &#34;TZ=UTC 0 2 * * *&#34;: time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: &#34;0 2 * * *&#34; while UTC is on UTC (UTC+00:00)&#xA;spec.retain: Invalid value: 0: must be at least 1 for task backup</failure>
+      <failure message="2 violation(s)" type="denied">spec.cron: Invalid value: &#34;TZ=UTC 0 2 * * *&#34;: time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: &#34;0 2 * * *&#34;&#xA;spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)</failure>
       <system-out>warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false</system-out>
     </testcase>
   </testsuite>

@@ -261,13 +261,13 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		"a denied job lists every violation and still gets next runs": {
-			data: recurringJob("weekly", `{task: backup, cron: "30 4 * * 0", retain: 0, concurrency: -1}`),
+			data: recurringJob("weekly", `{task: backup, cron: "30 4 * * 0", retain: 101, concurrency: -1}`),
 			want: offline.Report{
 				Results: []offline.Result{{
 					Source: "f.yaml#1", APIVersion: "longhorn.io/v1beta2", Kind: "RecurringJob", Namespace: "longhorn-system", Name: "weekly",
 					Violations: []offline.Violation{
 						{Field: "spec.concurrency", Type: "FieldValueInvalid", Message: "Invalid value: -1: must not be negative; 0 means Longhorn's default of 10"},
-						{Field: "spec.retain", Type: "FieldValueInvalid", Message: "Invalid value: 0: must be at least 1 for task backup"},
+						{Field: "spec.retain", Type: "FieldValueInvalid", Message: "Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)"},
 					},
 					Warnings: []string{detachedWarning}, Patch: []jsonpatch.Operation{},
 					NextRuns: []time.Time{
@@ -323,7 +323,7 @@ func TestCheck(t *testing.T) {
 					Source: "f.yaml#1", APIVersion: "longhorn.io/v1beta2", Kind: "RecurringJob", Namespace: "longhorn-system", Name: "daily",
 					Violations: []offline.Violation{
 						{Field: "spec.retain", Type: "FieldValueTypeInvalid", Message: `Invalid value: "7": must be a whole number, not a string: remove the quotes`},
-						{Field: "spec.retention", Type: "FieldValueForbidden", Message: "Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, task"},
+						{Field: "spec.retention", Type: "FieldValueForbidden", Message: "Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task"},
 					},
 					Warnings: []string{}, Patch: []jsonpatch.Operation{},
 					NextRuns: dailyRuns,
@@ -393,8 +393,9 @@ func TestCheck(t *testing.T) {
 				Results: []offline.Result{{
 					Source: "f.yaml#1", APIVersion: "longhorn.io/v1beta2", Kind: "RecurringJob", Name: "trim",
 					Allowed: true, Violations: []offline.Violation{},
-					Warnings: []string{`metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads`},
-					Patch:    []jsonpatch.Operation{},
+					Warnings: []string{`metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads`,
+						"detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false"},
+					Patch: []jsonpatch.Operation{},
 					NextRuns: []time.Time{
 						time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
 						time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC),
@@ -441,7 +442,7 @@ func reportFixture() offline.Report {
 				Source: "jobs.yaml#4 items[0]", APIVersion: "longhorn.io/v1beta2", Kind: "RecurringJob",
 				Violations: []offline.Violation{
 					{Field: "metadata.name", Type: "FieldValueRequired", Message: `Required value: a lower-case name such as "daily-backup"`},
-					{Field: "spec.retain", Type: "FieldValueInvalid", Message: "Invalid value: 0: must be at least 1 for task backup"},
+					{Field: "spec.retain", Type: "FieldValueInvalid", Message: "Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)"},
 				},
 				Warnings: []string{`metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads`},
 				Patch:    []jsonpatch.Operation{},
@@ -507,7 +508,7 @@ func TestWriteJSON(t *testing.T) {
         {
           "field": "spec.retain",
           "type": "FieldValueInvalid",
-          "message": "Invalid value: 0: must be at least 1 for task backup"
+          "message": "Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)"
         }
       ],
       "warnings": [
@@ -570,7 +571,7 @@ func TestWriteText(t *testing.T) {
   patch: add /metadata/labels/backupguard.io~1checked "true"
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
-  spec.retain: Invalid value: 0: must be at least 1 for task backup
+  spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
   warning: metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads
   next runs: Sun 2026-03-29 00:30 UTC, Sun 2026-03-29 01:30 UTC
 3 checked, 1 denied, 1 mutated, 2 skipped
@@ -582,7 +583,7 @@ RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   patch: add /metadata/labels/backupguard.io~1checked "true"
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
-  spec.retain: Invalid value: 0: must be at least 1 for task backup
+  spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
   warning: metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads
   next runs: Sun 2026-03-29 00:30 UTC, Sun 2026-03-29 01:30 UTC
 3 checked, 1 denied, 1 mutated, 2 skipped
@@ -595,7 +596,7 @@ RecurringJob longhorn-system/labelled (jobs.yaml#2): allowed, with changes
   patch: add /metadata/labels/backupguard.io~1checked "true"
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
-  spec.retain: Invalid value: 0: must be at least 1 for task backup
+  spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
   warning: metadata.namespace is not set: apply this RecurringJob to namespace "longhorn-system", the only one Longhorn reads
   next runs: Sun 2026-03-29 00:30 UTC, Sun 2026-03-29 01:30 UTC
   next runs in Europe/Berlin: Sun 2026-03-29 01:30 CET, Sun 2026-03-29 03:30 CEST

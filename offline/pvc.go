@@ -88,7 +88,7 @@ func takeInventory(documents []Document) inventory {
 			if found.knownJobs == nil {
 				found.knownJobs, found.knownGroups = sets.New[string](), sets.New[string]()
 			}
-			found.knownJobs.Insert(job.EffectiveName())
+			found.knownJobs.Insert(job.Name) // the label key is metadata.name, not spec.name
 			found.knownGroups.Insert(job.Spec.Groups...)
 		}
 	}

@@ -53,6 +53,14 @@ func (b *recurringJobBuilder) Parameter(k, v string) *recurringJobBuilder {
 	b.job.Spec.Parameters[k] = v
 	return b
 }
+func (b *recurringJobBuilder) RetentionPolicy(policy longhorn.RetentionPolicy) *recurringJobBuilder {
+	b.job.Spec.RetentionPolicy = policy
+	return b
+}
+func (b *recurringJobBuilder) RetainAge(age string) *recurringJobBuilder {
+	b.job.Spec.RetainAge = age
+	return b
+}
 func (b *recurringJobBuilder) Obj() *longhorn.RecurringJob { return b.job.DeepCopy() }
 
 var testNow = time.Date(2026, time.November, 21, 12, 0, 0, 0, time.UTC)

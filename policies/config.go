@@ -35,13 +35,19 @@ type Config struct {
 	Longhorn   LonghornConfig   `json:"longhorn,omitempty"`
 	Labels     LabelsConfig     `json:"labels,omitempty"`
 	BackupJobs BackupJobsConfig `json:"backupJobs,omitempty"`
+	// RecurringJobs says how RecurringJob rules are enforced.
+	RecurringJobs RecurringJobsConfig `json:"recurringJobs,omitempty"`
 	// Window is the S3 window; without it Longhorn's egress is never fenced.
 	Window *WindowConfig `json:"window,omitempty"`
 
-	labelRules     *LabelRules
-	backupJobRules *BackupJobRules
-	window         *Window
+	labelRules        *LabelRules
+	backupJobRules    *BackupJobRules
+	recurringJobRules *RecurringJobRules
+	window            *Window
 }
+
+// RecurringJobRules returns the compiled RecurringJob enforcement settings.
+func (c *Config) RecurringJobRules() *RecurringJobRules { return c.recurringJobRules }
 
 // CompiledWindow returns the compiled S3 window, nil when none is configured.
 func (c *Config) CompiledWindow() *Window { return c.window }
@@ -56,6 +62,11 @@ func (c *Config) LabelRules() *LabelRules { return c.labelRules }
 type LonghornConfig struct {
 	// Namespace is where Longhorn runs and where RecurringJobs must live.
 	Namespace string `json:"namespace,omitempty"`
+	// CronTimeZone is the zone Longhorn's recurring jobs fire in (default UTC). Longhorn's CronJobs carry
+	// no timeZone, so they fire in kube-controller-manager's local zone: UTC on kubeadm and managed
+	// clusters, the host's zone on k3s and RKE2 hosts set to a local zone. It places next runs and the
+	// window check.
+	CronTimeZone string `json:"cronTimeZone,omitempty"`
 	// Settings stand in for the cluster's Longhorn Settings when `validate` runs without a cluster.
 	// In the cluster the Setting objects of the same names are read instead.
 	Settings OfflineSettings `json:"settings,omitempty"`
@@ -76,6 +87,7 @@ func DefaultConfig() *Config {
 	config.applyDefaults()
 	config.labelRules, _ = CompileLabelRules(config.Labels, field.NewPath("labels"))
 	config.backupJobRules, _ = CompileBackupJobRules(config.BackupJobs, field.NewPath("backupJobs"))
+	config.recurringJobRules, _ = CompileRecurringJobRules(config.RecurringJobs, config.Longhorn, field.NewPath("recurringJobs"))
 	return config
 }
 
@@ -122,6 +134,11 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", source, errs.ToAggregate())
 	}
 	config.applyDefaults()
+	recurringJobRules, recurringJobErrs := CompileRecurringJobRules(config.RecurringJobs, config.Longhorn, field.NewPath("recurringJobs"))
+	if len(recurringJobErrs) > 0 {
+		return nil, fmt.Errorf("config %s: %w", source, recurringJobErrs.ToAggregate())
+	}
+	config.recurringJobRules = recurringJobRules
 	config.labelRules = labelRules
 	config.backupJobRules = backupJobRules
 	config.window = window

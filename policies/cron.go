@@ -7,57 +7,71 @@ import (
 	"strings"
 	"time"
 
+	longhornCron "github.com/robfig/cron"
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// longhornCronParser is robfig/cron's standard parser, the one Longhorn uses: five fields or a
-// descriptor (@daily, @every 1h, ...).
-var longhornCronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// kubernetesCronParser is robfig/cron v3's standard parser, the one kube-controller-manager runs
+// Longhorn's CronJobs with: it gives the fire times.
+var kubernetesCronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 const cronFieldNames = "minute hour day-of-month month day-of-week"
 
-// ValidateCron checks a schedule the way Longhorn will run it: parsed by robfig/cron's standard parser
-// and fired in UTC, because Longhorn turns it into a CronJob without a time zone. now only picks the
-// year whose daylight-saving offsets appear in the examples of the time-zone message.
-func ValidateCron(path *field.Path, expression string, now time.Time) (cron.Schedule, field.ErrorList) {
+// ValidateCron checks a schedule the way Longhorn checks it and Kubernetes runs it. Longhorn's webhook
+// parses spec.cron with robfig/cron v1.2.0's ParseStandard (longhorn-manager datastore/longhorn.go
+// ValidateRecurringJob; go.mod pins github.com/robfig/cron v1.2.0), so that is the verdict here too,
+// down to its whitespace rules (" @daily" is an error there). The CronJob Longhorn creates from it is
+// then run by kube-controller-manager with robfig/cron v3, whose schedule is returned for fire times.
+// fireZone is the zone the schedule fires in (longhorn.cronTimeZone for RecurringJobs, UTC for the
+// window); now only picks the year whose daylight-saving offsets appear in the time-zone message.
+func ValidateCron(path *field.Path, expression string, now time.Time, fireZone *time.Location) (cron.Schedule, field.ErrorList) {
 	trimmed := strings.TrimSpace(expression)
 	if trimmed == "" {
-		return nil, field.ErrorList{field.Required(path, "a schedule in UTC, e.g. \"0 2 * * *\" for 02:00 UTC every day")}
+		return nil, field.ErrorList{field.Required(path, "a schedule such as \"0 2 * * *\" (02:00 every day in the zone Longhorn's CronJobs fire in, UTC on most clusters)")}
 	}
-	// robfig/cron v3 would honour a zone prefix, but Longhorn's CronJob ignores it: the job would fire at
-	// the written hour in UTC, off by the zone's offset.
+	// A zone prefix would fail Longhorn's parser with "Expected exactly 5 fields, found 6"; say why and
+	// what to write instead.
 	if zone, rest, ok := zonePrefix(trimmed); ok {
-		return nil, field.ErrorList{field.Invalid(path, expression, timeZoneMessage(zone, rest, now))}
+		return nil, field.ErrorList{field.Invalid(path, expression, timeZoneMessage(zone, rest, now, fireZone))}
 	}
-	fields := strings.Fields(trimmed)
-	if !strings.HasPrefix(trimmed, "@") && len(fields) != 5 {
-		detail := fmt.Sprintf("must have exactly 5 fields (%s), found %d", cronFieldNames, len(fields))
-		if len(fields) == 6 {
-			detail += ": a seconds field is not supported"
-		}
-		return nil, field.ErrorList{field.Invalid(path, expression, detail)}
+	if _, err := longhornCron.ParseStandard(expression); err != nil {
+		return nil, field.ErrorList{field.Invalid(path, expression, longhornCronError(expression, trimmed, err))}
 	}
-	schedule, err := longhornCronParser.Parse(trimmed)
+	schedule, err := kubernetesCronParser.Parse(expression)
 	if err != nil {
-		if len(fields) == 5 && mentionsSeven(fields[4]) {
-			return nil, field.ErrorList{field.Invalid(path, expression, "day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)")}
-		}
-		return nil, field.ErrorList{field.Invalid(path, expression, "not a valid schedule: "+err.Error())}
+		return nil, field.ErrorList{field.Invalid(path, expression, "Longhorn accepts it, but Kubernetes would refuse the CronJob Longhorn makes of it: "+err.Error())}
 	}
 	return schedule, nil
 }
 
-// NextRuns lists the next count fire times of schedule after the given instant, in UTC.
-func NextRuns(schedule cron.Schedule, after time.Time, count int) []time.Time {
+// longhornCronError explains why Longhorn's parser refused a schedule, in the terms a person fixes it by.
+func longhornCronError(expression, trimmed string, err error) string {
+	fields := strings.Fields(trimmed)
+	switch {
+	case strings.HasPrefix(trimmed, "@") && trimmed != expression:
+		return "a descriptor must be written without spaces around it (Longhorn's parser refuses them): use " + strconv.Quote(trimmed)
+	case !strings.HasPrefix(trimmed, "@") && len(fields) == 6:
+		return fmt.Sprintf("must have exactly 5 fields (%s), found 6: a seconds field is not supported", cronFieldNames)
+	case !strings.HasPrefix(trimmed, "@") && len(fields) != 5:
+		return fmt.Sprintf("must have exactly 5 fields (%s), found %d", cronFieldNames, len(fields))
+	case len(fields) == 5 && mentionsSeven(fields[4]):
+		return "day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)"
+	}
+	return "not a valid schedule: " + err.Error()
+}
+
+// NextRuns lists the next count fire times of schedule after the given instant. The schedule fires in
+// zone, the zone Longhorn's CronJobs run in; the times are returned in UTC.
+func NextRuns(schedule cron.Schedule, after time.Time, count int, zone *time.Location) []time.Time {
 	runs := make([]time.Time, 0, count)
-	next := after.UTC()
+	next := after.In(zone)
 	for range count {
 		next = schedule.Next(next)
 		if next.IsZero() {
 			break
 		}
-		runs = append(runs, next)
+		runs = append(runs, next.UTC())
 	}
 	return runs
 }
@@ -76,22 +90,35 @@ func mentionsSeven(dayOfWeek string) bool {
 	return slices.Contains(strings.FieldsFunc(dayOfWeek, func(r rune) bool { return r == ',' || r == '-' || r == '/' }), "7")
 }
 
-func timeZoneMessage(zone, rest string, now time.Time) string {
-	const base = "time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC"
+func timeZoneMessage(zone, rest string, now time.Time, fireZone *time.Location) string {
+	fireZoneName := "UTC"
+	if fireZone != time.UTC {
+		fireZoneName = fireZone.String() + " (longhorn.cronTimeZone)"
+	}
+	base := fmt.Sprintf("time zones are not supported: Longhorn's CronJobs fire in %s whatever the schedule says; drop the prefix and write the time in %s", fireZoneName, fireZone)
+	if fireZone == time.UTC {
+		base = "time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC"
+	}
 	location, err := time.LoadLocation(zone)
 	if err != nil || zone == "" {
 		return fmt.Sprintf("%s (unknown time zone %q)", base, zone)
+	}
+	if location.String() == fireZone.String() {
+		return fmt.Sprintf("%s: %q", base, rest)
 	}
 	// January and July catch standard and daylight-saving time in both hemispheres.
 	var examples []string
 	seen := map[int]bool{}
 	for _, month := range []time.Month{time.January, time.July} {
-		abbreviation, offset := time.Date(now.Year(), month, 15, 12, 0, 0, 0, location).Zone()
-		if seen[offset] {
+		instant := time.Date(now.Year(), month, 15, 12, 0, 0, 0, location)
+		abbreviation, offset := instant.Zone()
+		_, fireOffset := instant.In(fireZone).Zone()
+		shift := offset - fireOffset
+		if seen[shift] {
 			continue
 		}
-		seen[offset] = true
-		converted, ok := cronInUTC(rest, offset)
+		seen[shift] = true
+		converted, ok := cronShifted(rest, shift)
 		if !ok {
 			return fmt.Sprintf("%s (%s is %s)", base, zone, describeOffsets(location, now))
 		}
@@ -122,10 +149,11 @@ func formatOffset(seconds int) string {
 	return fmt.Sprintf("UTC%s%02d:%02d", sign, seconds/3600, seconds%3600/60)
 }
 
-// cronInUTC rewrites a five-field schedule written in a zone with the given UTC offset into UTC. It only
+// cronShifted rewrites a five-field schedule written in a zone that is offsetSeconds ahead of the zone it
+// fires in, so that it fires at the same instants. It only
 // handles the common shape, one minute and a list of hours; when the shift crosses midnight the day
 // fields must be "*", since the day would change too.
-func cronInUTC(expression string, offsetSeconds int) (string, bool) {
+func cronShifted(expression string, offsetSeconds int) (string, bool) {
 	fields := strings.Fields(expression)
 	if len(fields) != 5 || offsetSeconds%60 != 0 {
 		return "", false

@@ -161,10 +161,11 @@ func validateJobName(path *field.Path, name string) field.ErrorList {
 	return nil
 }
 
-// validateGroupName accepts what Longhorn accepts as a group, which becomes the name part of a label key.
+// validateGroupName accepts a group a RecurringJob can have and a volume can join: the same rule as
+// RecurringJob validation.
 func validateGroupName(path *field.Path, name string) field.ErrorList {
-	if len(name) > maxGroupNameLength || !groupNamePattern.MatchString(name) {
-		return field.ErrorList{field.Invalid(path, name, fmt.Sprintf("must be a RecurringJob group: at most %d characters matching %s", maxGroupNameLength, groupNamePattern))}
+	if problem := groupNameProblem(name); problem != "" {
+		return field.ErrorList{field.Invalid(path, name, "must be a RecurringJob group: "+problem)}
 	}
 	return nil
 }

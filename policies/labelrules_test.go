@@ -19,7 +19,7 @@ import (
 // Messages from apimachinery's validation, spelled out so that a change in what users read shows here.
 const (
 	jobNameMsg        = "must be a RecurringJob name: at most 40 characters matching ^[a-z0-9][a-z0-9_.-]+$"
-	groupNameMsg      = "must be a RecurringJob group: at most 63 characters matching ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
+	groupNameMsg      = "must be a RecurringJob group: must be at least 2 characters and match ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
 	dns1123LabelMsg   = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 	labelValueMsg     = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
 	configLabelHeader = "apiVersion: backupguard.io/v1alpha1\nkind: Config\nlabels:\n  rules:\n"
@@ -179,7 +179,7 @@ func TestParseConfigLabels(t *testing.T) {
 		},
 		"a group of 64 characters is too long for a label key": {
 			rules:   "  - {name: db, groups: [" + strings.Repeat("g", 64) + "]}\n",
-			wantErr: `config c.yaml: labels.rules[0].groups[0]: Invalid value: "` + strings.Repeat("g", 64) + `": ` + groupNameMsg + ` (rule "db")`,
+			wantErr: `config c.yaml: labels.rules[0].groups[0]: Invalid value: "` + strings.Repeat("g", 64) + `": ` + "must be a RecurringJob group: must be usable in the label key recurring-job-group.longhorn.io/<group>, or the job can never select a volume: name part must be no more than 63 bytes" + ` (rule "db")`,
 		},
 		"a job named source is reserved": {
 			rules:   "  - {name: db, jobs: [source]}\n",

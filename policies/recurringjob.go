@@ -32,9 +32,19 @@ type RecurringJobEnvironment struct {
 	Window *Window
 	// PollingBackupTargets name the BackupTargets whose pollInterval is not 0s, with that interval.
 	PollingBackupTargets map[string]string
+	// Rules say how violations are enforced and which zone schedules fire in; nil means the defaults.
+	Rules *RecurringJobRules
 }
 
-// Longhorn's own patterns and limits (longhorn-manager webhook/resources/recurringjob).
+func (env RecurringJobEnvironment) rules() *RecurringJobRules {
+	if env.Rules == nil {
+		return DefaultRecurringJobRules(env.LonghornNamespace)
+	}
+	return env.Rules
+}
+
+// Longhorn's own patterns and limits (longhorn-manager util/util.go ValidateName and ValidateString,
+// datastore/longhorn.go NameMaximumLength).
 var (
 	recurringJobNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]+$`)
 	groupNamePattern        = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -42,36 +52,85 @@ var (
 
 const (
 	maxRecurringJobNameLength = 40
-	// A group becomes the name part of the label key recurring-job-group.longhorn.io/<group>.
-	maxGroupNameLength = validation.LabelValueMaxLength
+	// defaultRecurringJobConcurrency is what Longhorn's mutator stores for a concurrency of 0
+	// (longhorn-manager types.DefaultRecurringJobConcurrency).
+	defaultRecurringJobConcurrency = 10
+	// groupLabelPrefix is the prefix of the label that puts a volume in a group.
+	groupLabelPrefix = "recurring-job-group.longhorn.io/"
 )
 
-// reservedLabelKeys are keys Longhorn sets on snapshots and backups itself; a job's label would clash.
+// reservedLabelKeys are keys Longhorn sets on snapshots and backups itself; a job's label would clash
+// (longhorn-manager util/util.go ValidateSnapshotLabels).
 var reservedLabelKeys = sets.New("RecurringJob", "KubernetesStatus", "ranchervm-base-image")
-
-// allowedParameters says which spec.parameters keys each task reads; Longhorn ignores any other.
-var allowedParameters = map[longhorn.Task]sets.Set[string]{
-	longhorn.TaskBackup:            sets.New(longhorn.ParameterFullBackupInterval, longhorn.ParameterVolumeBackupPolicy),
-	longhorn.TaskBackupForceCreate: sets.New(longhorn.ParameterFullBackupInterval, longhorn.ParameterVolumeBackupPolicy),
-	longhorn.TaskSystemBackup:      sets.New(longhorn.ParameterVolumeBackupPolicy),
-}
 
 var volumeBackupPolicies = []string{"always", "if-not-present", "disabled"}
 
-// tasksSkippingDetachedVolumes are the tasks Longhorn does not run on a detached volume unless the
-// Setting allow-recurring-job-while-volume-detached is true.
-var tasksSkippingDetachedVolumes = sets.New(longhorn.TaskSnapshot, longhorn.TaskSnapshotForceCreate, longhorn.TaskBackup, longhorn.TaskBackupForceCreate)
+// taskKeepsNothing are the tasks whose retain Longhorn's mutator forces to 0, and that v1.13 refuses an
+// age-based retention for.
+var taskKeepsNothing = sets.New(longhorn.TaskSnapshotCleanup, longhorn.TaskFilesystemTrim)
 
-// ValidateRecurringJob applies every RecurringJob rule: Longhorn's own checks, so a manifest fails in CI
-// rather than at apply time, and the ones Longhorn misses. It returns the violations (the object must be
-// denied when there is any) and warnings for what is allowed but probably not meant.
-func ValidateRecurringJob(job *longhorn.RecurringJob, env RecurringJobEnvironment) (field.ErrorList, []string) {
-	var errs field.ErrorList
+// LonghornStoredRecurringJob is the job as Longhorn stores it: its mutating webhook, which runs before
+// any validating webhook on CREATE and UPDATE (longhorn-manager webhook/resources/recurringjob/mutator.go),
+// fills spec.name from metadata.name, concurrency 0 with 10, and forces retain into the range each task
+// uses. The warnings say what changed where a person would want to know: offline, `validate` models the
+// mutation, so its verdict is the one the cluster reaches.
+func LonghornStoredRecurringJob(job *longhorn.RecurringJob) (*longhorn.RecurringJob, []string) {
+	stored := job.DeepCopy()
 	var warnings []string
+	if stored.Spec.Name == "" {
+		stored.Spec.Name = stored.Name
+	}
+	if stored.Spec.Concurrency == 0 {
+		stored.Spec.Concurrency = defaultRecurringJobConcurrency
+	}
+	countBased := stored.Spec.RetentionPolicy != longhorn.RetentionAgeBased
+	task := stored.Spec.Task
+	switch {
+	case !isKnownTask(task):
+	case taskKeepsNothing.Has(task):
+		if stored.Spec.Retain != 0 {
+			warnings = append(warnings, fmt.Sprintf("spec.retain: Longhorn will store 0: a %s job keeps nothing", task))
+			stored.Spec.Retain = 0
+		}
+	case task == longhorn.TaskSnapshotDelete:
+		if stored.Spec.Retain < 0 {
+			warnings = append(warnings, fmt.Sprintf("spec.retain: Longhorn will store 0: a %s job cannot keep fewer than none", task))
+			stored.Spec.Retain = 0
+		}
+	default:
+		if stored.Spec.Retain < 1 {
+			if countBased {
+				warnings = append(warnings, fmt.Sprintf("spec.retain: Longhorn will store 1: a %s job keeps at least one %s", task, keptThing(task)))
+			}
+			stored.Spec.Retain = 1
+		}
+	}
+	return stored, warnings
+}
+
+func keptThing(task longhorn.Task) string {
+	switch task {
+	case longhorn.TaskBackup, longhorn.TaskBackupForceCreate:
+		return "backup"
+	case longhorn.TaskSystemBackup:
+		return "system backup"
+	default:
+		return "snapshot"
+	}
+}
+
+// ValidateRecurringJob applies every RecurringJob rule to a job as written, as Longhorn will store it:
+// Longhorn's own checks, so a manifest fails in CI rather than at apply time, and the ones Longhorn
+// misses. It returns the violations (the object must be denied when there is any, unless the rules
+// say otherwise: see AdmitRecurringJob) and warnings for what is allowed but probably not meant.
+func ValidateRecurringJob(written *longhorn.RecurringJob, env RecurringJobEnvironment) (field.ErrorList, []string) {
+	job, warnings := LonghornStoredRecurringJob(written)
+	var errs field.ErrorList
+	rules := env.rules()
 	metadata := field.NewPath("metadata")
 	spec := field.NewPath("spec")
 
-	errs = append(errs, validateRecurringJobName(job, metadata, spec)...)
+	errs = append(errs, validateRecurringJobName(written, metadata, spec)...)
 
 	switch env.Namespace {
 	case env.LonghornNamespace:
@@ -92,11 +151,11 @@ func ValidateRecurringJob(job *longhorn.RecurringJob, env RecurringJobEnvironmen
 		taskKnown = true
 	}
 
-	_, cronErrs := ValidateCron(spec.Child("cron"), job.Spec.Cron, env.Now)
+	_, cronErrs := ValidateCron(spec.Child("cron"), job.Spec.Cron, env.Now, rules.CronTimeZone)
 	errs = append(errs, cronErrs...)
 	if env.Window != nil && isBackupTask(job.Spec.Task) {
 		// Outside the window the backup target is fenced off, and Longhorn refuses new backups.
-		errs = append(errs, env.Window.ValidateScheduleInWindow(spec.Child("cron"), job.Spec.Cron, env.Now)...)
+		errs = append(errs, env.Window.ValidateScheduleInWindow(spec.Child("cron"), job.Spec.Cron, env.Now, rules.CronTimeZone)...)
 		for _, name := range sets.List(sets.KeySet(env.PollingBackupTargets)) {
 			warnings = append(warnings, fmt.Sprintf("BackupTarget %s polls every %s: periodic polling still lists the bucket; backupguard syncs it at every opening, so set spec.pollInterval: 0s",
 				name, env.PollingBackupTargets[name]))
@@ -111,19 +170,28 @@ func ValidateRecurringJob(job *longhorn.RecurringJob, env RecurringJobEnvironmen
 		errs = append(errs, field.Invalid(spec.Child("concurrency"), job.Spec.Concurrency, "must not be negative; 0 means Longhorn's default of 10"))
 	}
 
-	fullBackupInterval, parameterErrs := validateParameters(job.Spec.Parameters, job.Spec.Task, taskKnown, spec.Child("parameters"))
+	fullBackupInterval, parameterErrs, parameterWarnings := validateParameters(job.Spec.Parameters, job.Spec.Task, taskKnown, spec.Child("parameters"))
 	errs = append(errs, parameterErrs...)
+	warnings = append(warnings, parameterWarnings...)
 
 	if taskKnown {
-		errs = append(errs, validateRetain(job.Spec.Retain, job.Spec.Task, fullBackupInterval, env.Settings.RecurringJobMaxRetention, spec.Child("retain"))...)
+		retentionErrs, retentionWarnings := validateRetention(job, fullBackupInterval, env.Settings.RecurringJobMaxRetention, rules, spec)
+		errs = append(errs, retentionErrs...)
+		warnings = append(warnings, retentionWarnings...)
 	}
 
-	if !env.Settings.AllowRecurringJobWhileVolumeDetached && tasksSkippingDetachedVolumes.Has(job.Spec.Task) {
+	// Every volume task skips detached volumes unless the Setting allows them (longhorn-manager
+	// app/recurringjob/volume.go filterVolumesForJob); a system backup is not a volume task.
+	if taskKnown && job.Spec.Task != longhorn.TaskSystemBackup && !env.Settings.AllowRecurringJobWhileVolumeDetached {
 		warnings = append(warnings, fmt.Sprintf("detached volumes will be skipped: the Longhorn setting %s is false", longhorn.SettingAllowRecurringJobWhileVolumeDetached))
 	}
 	return errs, warnings
 }
 
+// validateRecurringJobName checks the names. The job's identity is metadata.name: it names the CronJob
+// and is the label key that selects volumes (longhorn-manager controller/recurring_job_controller.go,
+// app/recurringjob/volume.go). spec.name only has to fit in 40 characters; Longhorn fills an empty one
+// from metadata.name, so then metadata.name must fit.
 func validateRecurringJobName(job *longhorn.RecurringJob, metadata, spec *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	namePath := metadata.Child("name")
@@ -137,19 +205,11 @@ func validateRecurringJobName(job *longhorn.RecurringJob, metadata, spec *field.
 			errs = append(errs, field.Invalid(namePath, job.Name, "must be at least 2 characters and match "+recurringJobNamePattern.String()))
 		}
 	}
-	if job.Spec.Name == "" {
-		// Longhorn fills spec.name from metadata.name and uses it in volume labels.
-		if len(job.Name) > maxRecurringJobNameLength {
-			errs = append(errs, field.TooLong(namePath, job.Name, maxRecurringJobNameLength))
-		}
-		return errs
-	}
-	if len(job.Spec.Name) > maxRecurringJobNameLength {
+	switch {
+	case job.Spec.Name == "" && len(job.Name) > maxRecurringJobNameLength:
+		errs = append(errs, field.TooLong(namePath, job.Name, maxRecurringJobNameLength))
+	case len(job.Spec.Name) > maxRecurringJobNameLength:
 		errs = append(errs, field.TooLong(spec.Child("name"), job.Spec.Name, maxRecurringJobNameLength))
-	}
-	if job.Name != "" && job.Spec.Name != job.Name {
-		errs = append(errs, field.Invalid(spec.Child("name"), job.Spec.Name,
-			fmt.Sprintf("must equal metadata.name %q or be left empty: Longhorn labels volumes with this name", job.Name)))
 	}
 	return errs
 }
@@ -158,19 +218,29 @@ func validateGroups(groups []string, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	seen := sets.New[string]()
 	for i, group := range groups {
-		groupPath := path.Index(i)
-		switch {
-		case len(group) > maxGroupNameLength:
-			errs = append(errs, field.TooLong(groupPath, group, maxGroupNameLength))
-		case !groupNamePattern.MatchString(group):
-			errs = append(errs, field.Invalid(groupPath, group, "must be at least 2 characters and match "+groupNamePattern.String()))
+		if problem := groupNameProblem(group); problem != "" {
+			errs = append(errs, field.Invalid(path.Index(i), group, problem))
 		}
 		if seen.Has(group) {
-			errs = append(errs, field.Duplicate(groupPath, group))
+			errs = append(errs, field.Duplicate(path.Index(i), group))
 		}
 		seen.Insert(group)
 	}
 	return errs
+}
+
+// groupNameProblem says why a group name cannot work, "" when it can. Longhorn's pattern
+// (util.ValidateString) lets "nightly-" through, but a volume joins a group through the label key
+// recurring-job-group.longhorn.io/<group>, which must be a valid label key: a job in such a group could
+// never select a volume.
+func groupNameProblem(group string) string {
+	if !groupNamePattern.MatchString(group) {
+		return "must be at least 2 characters and match " + groupNamePattern.String()
+	}
+	if msgs := validation.IsQualifiedName(groupLabelPrefix + group); len(msgs) > 0 {
+		return fmt.Sprintf("must be usable in the label key %s<group>, or the job can never select a volume: %s", groupLabelPrefix, strings.Join(msgs, "; "))
+	}
+	return ""
 }
 
 func validateJobLabels(labels map[string]string, path *field.Path) field.ErrorList {
@@ -192,66 +262,125 @@ func validateJobLabels(labels map[string]string, path *field.Path) field.ErrorLi
 }
 
 // validateParameters checks spec.parameters and returns the full-backup interval (0 when absent or
-// invalid, so retain is then not compared with it).
-func validateParameters(parameters map[string]string, task longhorn.Task, taskKnown bool, path *field.Path) (int, field.ErrorList) {
+// invalid, so retain is then not compared with it). Longhorn validates parameters only for backup and
+// backup-force-create (longhorn-manager datastore/longhorn.go ValidateRecurringJobParameters) and
+// ignores them on every other task, so there they are warnings; a system backup reads
+// volume-backup-policy at run time without checking it (app/recurringjob/systembackup.go), so its
+// value is checked here.
+func validateParameters(parameters map[string]string, task longhorn.Task, taskKnown bool, path *field.Path) (int, field.ErrorList, []string) {
 	var errs field.ErrorList
+	var warnings []string
 	fullBackupInterval := 0
-	allowed := allowedParameters[task]
+	if !taskKnown {
+		return 0, nil, nil
+	}
 	for _, key := range sets.List(sets.KeySet(parameters)) {
 		keyPath := path.Key(key)
 		value := parameters[key]
-		if taskKnown && !allowed.Has(key) {
-			if allowed.Len() == 0 {
-				errs = append(errs, field.Forbidden(keyPath, fmt.Sprintf("task %s takes no parameters", task)))
-			} else {
-				errs = append(errs, field.NotSupported(keyPath, key, sets.List(allowed)))
+		switch task {
+		case longhorn.TaskBackup, longhorn.TaskBackupForceCreate:
+			switch key {
+			case longhorn.ParameterFullBackupInterval:
+				// Longhorn takes whatever strconv.Atoi takes ("+5" too); a negative value passes its check
+				// and makes no sense.
+				interval, err := strconv.Atoi(value)
+				if err != nil || interval < 0 {
+					errs = append(errs, field.Invalid(keyPath, value, "must be a whole number of runs, 0 or more, as a string (e.g. \"5\"); 0 means incremental backups only"))
+					continue
+				}
+				fullBackupInterval = interval
+			case longhorn.ParameterVolumeBackupPolicy:
+				if !slices.Contains(volumeBackupPolicies, value) {
+					errs = append(errs, field.NotSupported(keyPath, value, volumeBackupPolicies))
+					continue
+				}
+				warnings = append(warnings, fmt.Sprintf("%s: has no effect on a %s job: only system-backup jobs read it", keyPath, task))
+			default:
+				errs = append(errs, field.NotSupported(keyPath, key, []string{longhorn.ParameterFullBackupInterval, longhorn.ParameterVolumeBackupPolicy}))
 			}
-			continue
-		}
-		switch key {
-		case longhorn.ParameterFullBackupInterval:
-			interval, err := strconv.Atoi(value)
-			if err != nil || interval < 0 || strings.TrimLeft(value, "0123456789") != "" {
-				errs = append(errs, field.Invalid(keyPath, value, "must be a whole number of runs, 0 or more, as a string (e.g. \"5\"); 0 means incremental backups only"))
-				continue
+		case longhorn.TaskSystemBackup:
+			switch key {
+			case longhorn.ParameterVolumeBackupPolicy:
+				// Empty is Longhorn's default, if-not-present (webhook/resources/systembackup/mutator.go).
+				if value != "" && !slices.Contains(volumeBackupPolicies, value) {
+					errs = append(errs, field.NotSupported(keyPath, value, volumeBackupPolicies))
+				}
+			default:
+				warnings = append(warnings, fmt.Sprintf("%s: has no effect on a %s job: Longhorn ignores it", keyPath, task))
 			}
-			fullBackupInterval = interval
-		case longhorn.ParameterVolumeBackupPolicy:
-			if !slices.Contains(volumeBackupPolicies, value) {
-				errs = append(errs, field.NotSupported(keyPath, value, volumeBackupPolicies))
-			}
+		default:
+			warnings = append(warnings, fmt.Sprintf("%s: has no effect on a %s job: Longhorn reads parameters only for backup jobs", keyPath, task))
 		}
 	}
-	return fullBackupInterval, errs
+	return fullBackupInterval, errs, warnings
 }
 
-func validateRetain(retain int, task longhorn.Task, fullBackupInterval, maxRetention int, path *field.Path) field.ErrorList {
-	switch task {
-	case longhorn.TaskSnapshotCleanup, longhorn.TaskFilesystemTrim:
-		if retain != 0 {
-			return field.ErrorList{field.Invalid(path, retain, fmt.Sprintf("must be 0 for task %s, which keeps nothing (Longhorn forces it to 0)", task))}
+// validateRetention checks what a job keeps, on the job as Longhorn stores it (retain already forced
+// into each task's range).
+func validateRetention(job *longhorn.RecurringJob, fullBackupInterval, maxRetention int, rules *RecurringJobRules, spec *field.Path) (field.ErrorList, []string) {
+	var errs field.ErrorList
+	var warnings []string
+	retainPath := spec.Child("retain")
+	task := job.Spec.Task
+	if job.Spec.Retain > maxRetention {
+		// Longhorn checks this whatever the retention policy (webhook/resources/recurringjob/validator.go).
+		errs = append(errs, field.Invalid(retainPath, job.Spec.Retain, fmt.Sprintf("must be at most %d (the Longhorn setting %s)", maxRetention, longhorn.SettingRecurringJobMaxRetention)))
+	}
+	ageErrs, countBased := validateRetentionPolicy(job, spec)
+	errs = append(errs, ageErrs...)
+	if !countBased || fullBackupInterval == 0 || task == longhorn.TaskSystemBackup || job.Spec.Retain > fullBackupInterval {
+		return errs, warnings
+	}
+	// Each backup carries its complete block map, so pruning never orphans anything (backupstore
+	// deltablock.go mergeSnapshotMap). What retain > full-backup-interval guarantees is that the backups
+	// kept always include a full one: one whose every block was uploaded afresh, which also repairs a
+	// damaged block in the store.
+	violation := field.Invalid(retainPath, job.Spec.Retain, fmt.Sprintf(
+		"must be greater than parameters[%s] (%d), so that the %d backups kept always include a full backup (every block uploaded afresh, which also replaces a damaged block in the store); set retain to at least %d",
+		longhorn.ParameterFullBackupInterval, fullBackupInterval, job.Spec.Retain, fullBackupInterval+1))
+	if rules.RetainAboveFullBackupInterval == EnforcementWarn {
+		return errs, append(warnings, violation.Error())
+	}
+	return append(errs, violation), warnings
+}
+
+// validateRetentionPolicy checks Longhorn v1.13's retention fields and tells whether retain counts.
+// v1.13's CRD allows count-based (the default) and age-based, with retainAge a non-negative Go duration;
+// its webhook refuses age-based for the jobs that keep nothing; a zero retainAge with age-based makes
+// Longhorn never start the job (the CRD's own description), which backupguard refuses.
+func validateRetentionPolicy(job *longhorn.RecurringJob, spec *field.Path) (field.ErrorList, bool) {
+	var errs field.ErrorList
+	policyPath, agePath := spec.Child("retentionPolicy"), spec.Child("retainAge")
+	var retainAge time.Duration
+	if job.Spec.RetainAge != "" {
+		age, err := time.ParseDuration(job.Spec.RetainAge)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(agePath, job.Spec.RetainAge, "must be a Go duration such as \"720h\" (there is no day unit: a day is \"24h\")"))
+		case age < 0:
+			errs = append(errs, field.Invalid(agePath, job.Spec.RetainAge, "must not be negative"))
+		default:
+			retainAge = age
 		}
-		return nil
-	case longhorn.TaskSnapshotDelete:
-		if retain < 0 {
-			return field.ErrorList{field.Invalid(path, retain, "must not be negative")}
+	}
+	switch job.Spec.RetentionPolicy {
+	case "", longhorn.RetentionCountBased:
+		return errs, true
+	case longhorn.RetentionAgeBased:
+		switch {
+		case taskKeepsNothing.Has(job.Spec.Task) || job.Spec.Task == longhorn.TaskSnapshotDelete:
+			errs = append(errs, field.Invalid(policyPath, job.Spec.RetentionPolicy, fmt.Sprintf("cannot be used with task %s, which keeps nothing by age (Longhorn refuses it)", job.Spec.Task)))
+		case retainAge <= 0 && len(errs) == 0:
+			errs = append(errs, field.Required(agePath, "a positive duration such as \"720h\": with retentionPolicy age-based and no retainAge, Longhorn never starts the job"))
 		}
+		return errs, false
 	default:
-		if retain < 1 {
-			return field.ErrorList{field.Invalid(path, retain, fmt.Sprintf("must be at least 1 for task %s", task))}
+		names := make([]string, len(longhorn.RetentionPolicies))
+		for i, policy := range longhorn.RetentionPolicies {
+			names[i] = string(policy)
 		}
+		return append(errs, field.NotSupported(policyPath, job.Spec.RetentionPolicy, names)), true
 	}
-	if retain > maxRetention {
-		return field.ErrorList{field.Invalid(path, retain, fmt.Sprintf("must be at most %d (the Longhorn setting %s)", maxRetention, longhorn.SettingRecurringJobMaxRetention))}
-	}
-	// Pruning to retain deletes the oldest full backup, and the incrementals that build on it can no
-	// longer be restored: the newest retain backups must reach back past one full backup.
-	if fullBackupInterval > 0 && retain <= fullBackupInterval {
-		return field.ErrorList{field.Invalid(path, retain, fmt.Sprintf(
-			"must be greater than parameters[%s] (%d): otherwise Longhorn deletes the oldest full backup while incremental backups still depend on it, leaving fewer than %d restorable backups; set retain to at least %d",
-			longhorn.ParameterFullBackupInterval, fullBackupInterval, retain, fullBackupInterval+1))}
-	}
-	return nil
 }
 
 // RecurringJobIdentity names one RecurringJob of an offline run.

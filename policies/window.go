@@ -98,7 +98,7 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 		closeWhenIdle: true, maxExtension: DefaultWindowMaxExtension, BackupTargets: config.BackupTargets}
 	if strings.HasPrefix(strings.TrimSpace(config.Opens), "@every") {
 		errs = append(errs, field.Invalid(path.Child("opens"), config.Opens, "must be a five-field cron, not @every"))
-	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, zoneReference); len(cronErrs) > 0 {
+	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, zoneReference, time.UTC); len(cronErrs) > 0 {
 		errs = append(errs, cronErrs...)
 	} else if schedule.Next(zoneReference).IsZero() {
 		// robfig/cron gives up after five years without a match, e.g. for the 30th of February.
@@ -262,9 +262,10 @@ const windowHorizon = 366 * 24 * time.Hour
 // FirstRunOutside returns the first fire time of schedule after now that does not fall inside a
 // window at least lead after it opened; zero when there is none within a year. It needs two cron steps
 // per window, not one per fire time: once a fire time is inside a window, every fire time until that
-// window ends is too.
-func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time) time.Time {
-	now = now.UTC()
+// window ends is too. The schedule fires in fireZone (Longhorn's CronJobs run in kube-controller-manager's
+// zone); the window itself is backupguard's and opens in UTC.
+func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time, fireZone *time.Location) time.Time {
+	now = now.In(fireZone)
 	horizon := now.Add(windowHorizon)
 	// Runs strictly after now, like the next runs `validate` shows; later, from a window's end on.
 	from := now.Add(time.Nanosecond)
@@ -274,24 +275,25 @@ func (w *Window) FirstRunOutside(schedule cron.Schedule, now time.Time) time.Tim
 			return time.Time{}
 		}
 		// Of the openings whose window still runs at fire, the earliest has been open longest.
-		opening := w.opens.Next(fire.Add(-w.duration))
+		opening := w.opens.Next(fire.Add(-w.duration).UTC())
 		if opening.IsZero() || opening.After(fire.Add(-w.lead)) {
-			return fire
+			return fire.UTC()
 		}
-		from = opening.Add(w.duration)
+		from = opening.Add(w.duration).In(fireZone)
 	}
 }
 
-// ValidateScheduleInWindow denies a backup-type RecurringJob schedule that fires outside the window.
-func (w *Window) ValidateScheduleInWindow(path *field.Path, expression string, now time.Time) field.ErrorList {
-	schedule, errs := ValidateCron(path, expression, now)
+// ValidateScheduleInWindow denies a backup-type RecurringJob schedule that fires outside the window; the
+// schedule fires in fireZone.
+func (w *Window) ValidateScheduleInWindow(path *field.Path, expression string, now time.Time, fireZone *time.Location) field.ErrorList {
+	schedule, errs := ValidateCron(path, expression, now, fireZone)
 	if len(errs) > 0 {
 		return nil // reported by the cron rule itself
 	}
 	if strings.HasPrefix(strings.TrimSpace(expression), "@every") {
 		return field.ErrorList{field.Invalid(path, expression, fmt.Sprintf("@every cannot be kept inside the backup window (%s): use a cron that fires inside it", w.Describe()))}
 	}
-	outside := w.firstRunOutsideMemoized(expression, schedule, now)
+	outside := w.firstRunOutsideMemoized(expression, schedule, now, fireZone)
 	if outside.IsZero() {
 		return nil
 	}
@@ -299,15 +301,15 @@ func (w *Window) ValidateScheduleInWindow(path *field.Path, expression string, n
 		"runs at %s, outside the backup window (%s): the backup target is unreachable then, so the backup would fail", formatUTC(outside), w.Describe()))}
 }
 
-func (w *Window) firstRunOutsideMemoized(expression string, schedule cron.Schedule, now time.Time) time.Time {
-	key := expression + "@" + now.UTC().Truncate(time.Minute).Format(time.RFC3339)
+func (w *Window) firstRunOutsideMemoized(expression string, schedule cron.Schedule, now time.Time, fireZone *time.Location) time.Time {
+	key := expression + "@" + now.UTC().Truncate(time.Minute).Format(time.RFC3339) + "@" + fireZone.String()
 	w.checkedMu.Lock()
 	outside, ok := w.checked[key]
 	w.checkedMu.Unlock()
 	if ok {
 		return outside
 	}
-	outside = w.FirstRunOutside(schedule, now)
+	outside = w.FirstRunOutside(schedule, now, fireZone)
 	w.checkedMu.Lock()
 	if w.checked == nil || len(w.checked) >= maxMemoized {
 		w.checked = map[string]time.Time{}
@@ -338,10 +340,12 @@ func reasonSuffix(reason string) string {
 }
 
 // PollingInterval tells how often a BackupTarget polls the store: "" when it does not (pollInterval
-// 0s), Longhorn's default when the field is empty.
+// absent or 0s).
 func PollingInterval(pollInterval string) string {
+	// Absent is a zero duration: Longhorn starts no poll timer for it, as for "0s"
+	// (longhorn-manager controller/backup_target_controller.go).
 	if pollInterval == "" {
-		return "Longhorn's default interval"
+		return ""
 	}
 	if interval, err := time.ParseDuration(pollInterval); err == nil && interval == 0 {
 		return ""

@@ -45,7 +45,7 @@ func compileWindowConfig(tb testing.TB, section string) *Window {
 
 func mustParseCron(tb testing.TB, expression string) cron.Schedule {
 	tb.Helper()
-	schedule, err := longhornCronParser.Parse(expression)
+	schedule, err := kubernetesCronParser.Parse(expression)
 	if err != nil {
 		tb.Fatalf("parse %q: %v", expression, err)
 	}
@@ -116,7 +116,7 @@ func TestParseConfigWindow(t *testing.T) {
 		},
 		"a bad cron is reported by the cron rule": {
 			section: "window:\n  opens: \"61 0 * * *\"\n  duration: 3h5m\n",
-			wantErr: `config c.yaml: window.opens: Invalid value: "61 0 * * *": not a valid schedule: end of range (61) above maximum (59): 61`,
+			wantErr: `config c.yaml: window.opens: Invalid value: "61 0 * * *": not a valid schedule: End of range (61) above maximum (59): 61`,
 		},
 		"@every cannot open a window": {
 			section: "window:\n  opens: \"@every 24h\"\n  duration: 3h5m\n",
@@ -125,7 +125,7 @@ func TestParseConfigWindow(t *testing.T) {
 		"a time zone prefix is refused": {
 			section: "window:\n  opens: \"CRON_TZ=UTC 55 0 * * *\"\n  duration: 3h5m\n",
 			wantErr: `config c.yaml: window.opens: Invalid value: "CRON_TZ=UTC 55 0 * * *": time zones are not supported: Longhorn runs every schedule in UTC; ` +
-				`drop the prefix and write the time in UTC: "55 0 * * *" while UTC is on UTC (UTC+00:00)`,
+				`drop the prefix and write the time in UTC: "55 0 * * *"`,
 		},
 		"a duration of 0 is invalid": {
 			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 0s\n",
@@ -395,7 +395,7 @@ func TestWindowFirstRunOutside(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			window := compileWindowConfig(t, tc.window)
-			if diff := cmp.Diff(tc.want, window.FirstRunOutside(mustParseCron(t, tc.cron), testNow)); diff != "" {
+			if diff := cmp.Diff(tc.want, window.FirstRunOutside(mustParseCron(t, tc.cron), testNow, time.UTC)); diff != "" {
 				t.Errorf("FirstRunOutside(%q) (-want +got):\n%s", tc.cron, diff)
 			}
 		})
@@ -473,7 +473,7 @@ func TestWindowValidateScheduleInWindow(t *testing.T) {
 			}
 			// The second call is answered from the memo and must agree with the first.
 			for _, call := range []string{"first", "repeated"} {
-				if diff := cmp.Diff(tc.want, window.ValidateScheduleInWindow(path, tc.cron, now)); diff != "" {
+				if diff := cmp.Diff(tc.want, window.ValidateScheduleInWindow(path, tc.cron, now, time.UTC)); diff != "" {
 					t.Errorf("%s ValidateScheduleInWindow(%q) (-want +got):\n%s", call, tc.cron, diff)
 				}
 			}
@@ -525,7 +525,7 @@ func TestValidateRecurringJobInWindow(t *testing.T) {
 		},
 		"an invalid cron on a backup is reported once, by the cron rule": {
 			job:  makeRecurringJob("daily").Cron("0 25 * * *").Obj(),
-			want: field.ErrorList{field.Invalid(cronPath, "0 25 * * *", "not a valid schedule: end of range (25) above maximum (23): 25")},
+			want: field.ErrorList{field.Invalid(cronPath, "0 25 * * *", "not a valid schedule: End of range (25) above maximum (23): 25")},
 		},
 		"a polling backup target is warned about on a backup": {
 			job:      makeRecurringJob("daily").Obj(),
@@ -596,7 +596,7 @@ func BenchmarkValidateScheduleInWindowCold(b *testing.B) {
 		if len(errs) > 0 {
 			b.Fatal(errs)
 		}
-		if errs := window.ValidateScheduleInWindow(path, "0 2 * * *", testNow); len(errs) > 0 {
+		if errs := window.ValidateScheduleInWindow(path, "0 2 * * *", testNow, time.UTC); len(errs) > 0 {
 			b.Fatal(errs)
 		}
 	}
@@ -612,7 +612,7 @@ func BenchmarkValidateScheduleInWindowRepeated(b *testing.B) {
 	path := field.NewPath("spec", "cron")
 	b.ReportAllocs()
 	for b.Loop() {
-		if errs := window.ValidateScheduleInWindow(path, "0 2 * * *", testNow); len(errs) > 0 {
+		if errs := window.ValidateScheduleInWindow(path, "0 2 * * *", testNow, time.UTC); len(errs) > 0 {
 			b.Fatal(errs)
 		}
 	}

@@ -4,9 +4,16 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -17,6 +24,13 @@ import (
 // RecurringJobPath is where the API server sends RecurringJob admission reviews.
 const RecurringJobPath = "/validate-longhorn-io-v1beta2-recurringjob"
 
+var recurringJobViolationsLetThrough = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "backupguard_recurringjob_violations_let_through_total",
+	Help: "RecurringJob rule violations that were not refused, by reason: trusted-writer (Longhorn's own writes, such as restores) or warn-only (recurringJobs.enforcement: Warn).",
+}, []string{"reason"})
+
+func init() { metrics.Registry.MustRegister(recurringJobViolationsLetThrough) }
+
 // RecurringJobValidator admits or denies RecurringJobs.
 type RecurringJobValidator struct {
 	// Reader is the manager's cached client; it reads Longhorn Settings.
@@ -24,6 +38,9 @@ type RecurringJobValidator struct {
 	// Config returns the configuration in force.
 	Config func() *policies.Config
 	Clock  clock.PassiveClock
+	// Recorder records an Event on a RecurringJob whose violations were let through; nil records none.
+	Recorder events.EventRecorder
+	Log      logr.Logger
 }
 
 // Handle implements admission.Handler.
@@ -37,16 +54,22 @@ func (v *RecurringJobValidator) Handle(ctx context.Context, req admission.Reques
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return admission.Allowed("")
 	}
-	if len(req.Object.Raw) == 0 {
-		return badRequest(fmt.Errorf("the %s request carries no object", req.Operation))
-	}
-	object, err := longhorn.DecodeJSONObject(req.Object.Raw)
+	job, errs, err := decodeRecurringJob(req.Object.Raw, "")
 	if err != nil {
-		return badRequest(fmt.Errorf("the object is not a JSON object: %w", err))
+		return badRequest(fmt.Errorf("the %s request's object: %w", req.Operation, err))
 	}
-	job, errs := longhorn.DecodeRecurringJob(object)
 	if len(errs) > 0 {
 		return verdict(longhorn.RecurringJobGVK.GroupKind(), job.Name, errs, nil)
+	}
+	write := policies.RecurringJobWrite{Operation: policies.RecurringJobOperation(req.Operation), Object: job, User: req.UserInfo.Username}
+	if req.Operation == admissionv1.Update {
+		old, oldErrs, err := decodeRecurringJob(req.OldObject.Raw, "old ")
+		if err != nil {
+			return badRequest(fmt.Errorf("the UPDATE request's old object: %w", err))
+		}
+		if len(oldErrs) == 0 {
+			write.OldObject = old
+		}
 	}
 
 	config := v.Config()
@@ -61,14 +84,47 @@ func (v *RecurringJobValidator) Handle(ctx context.Context, req admission.Reques
 		Settings:          settings,
 		Now:               v.Clock.Now(),
 		Window:            config.CompiledWindow(),
+		Rules:             config.RecurringJobRules(),
 	}
 	if env.Window != nil {
 		if env.PollingBackupTargets, err = v.pollingBackupTargets(ctx, config.Longhorn.Namespace); err != nil {
 			return lookupFailed(err)
 		}
 	}
-	errs, warnings := policies.ValidateRecurringJob(job, env)
-	return verdict(longhorn.RecurringJobGVK.GroupKind(), job.Name, errs, append(settingWarnings, warnings...))
+	decision := policies.AdmitRecurringJob(write, env)
+	if len(decision.LetThrough) > 0 {
+		v.reportLetThrough(req, job, decision)
+	}
+	return verdict(longhorn.RecurringJobGVK.GroupKind(), job.Name, decision.Denied, append(settingWarnings, decision.Warnings...))
+}
+
+// decodeRecurringJob decodes a request's object. Fields backupguard does not know are left to the API
+// server, which has checked them against the installed CRD: a newer Longhorn's fields must not be denied.
+func decodeRecurringJob(raw []byte, which string) (*longhorn.RecurringJob, field.ErrorList, error) {
+	if len(raw) == 0 {
+		return nil, nil, fmt.Errorf("the request carries no %sobject", which)
+	}
+	object, err := longhorn.DecodeJSONObject(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	job, errs := longhorn.DecodeRecurringJobWith(object, longhorn.IgnoreUnknownFields)
+	return job, errs, nil
+}
+
+// reportLetThrough makes violations that were not refused visible: a metric, a log line and, unless the
+// request is a dry run, an Event on the RecurringJob.
+func (v *RecurringJobValidator) reportLetThrough(req admission.Request, job *longhorn.RecurringJob, decision policies.RecurringJobVerdict) {
+	recurringJobViolationsLetThrough.WithLabelValues(decision.LetThroughBecause).Add(float64(len(decision.LetThrough)))
+	v.Log.Info("RecurringJob violations let through", "reason", decision.LetThroughBecause, "namespace", req.Namespace, "name", job.Name,
+		"operation", req.Operation, "user", req.UserInfo.Username, "violations", decision.LetThrough.ToAggregate().Error())
+	if v.Recorder == nil || (req.DryRun != nil && *req.DryRun) {
+		return
+	}
+	reference := &longhorn.RecurringJob{TypeMeta: metav1.TypeMeta{APIVersion: longhorn.GroupVersion.String(), Kind: longhorn.RecurringJobGVK.Kind},
+		ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: job.Name, UID: job.UID}}
+	v.Recorder.Eventf(reference, nil, corev1.EventTypeWarning, "RuleViolationAllowed", string(req.Operation),
+		"%s by %s allowed although it breaks backupguard's rules (%s): %s", req.Operation, req.UserInfo.Username, decision.LetThroughBecause, decision.LetThrough.ToAggregate().Error())
 }
 
 func (v *RecurringJobValidator) settings(ctx context.Context, namespace string) (policies.LonghornSettings, []string, error) {

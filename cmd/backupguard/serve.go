@@ -202,9 +202,11 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 
 	server := mgr.GetWebhookServer()
 	server.Register(webhook.RecurringJobPath, webhook.Admission(&webhook.RecurringJobValidator{
-		Reader: mgr.GetCache(),
-		Config: configFile.Config,
-		Clock:  clock.RealClock{},
+		Reader:   mgr.GetCache(),
+		Config:   configFile.Config,
+		Clock:    clock.RealClock{},
+		Recorder: mgr.GetEventRecorder("backupguard"),
+		Log:      log.WithName("recurringjobs"),
 	}))
 	server.Register(webhook.PVCPath, webhook.Admission(&webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}))
 	server.Register(webhook.VolumePath, webhook.Admission(&webhook.VolumeLabeler{Reader: mgr.GetCache()}))

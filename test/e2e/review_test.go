@@ -100,9 +100,9 @@ func TestMalformedReviewsGetAClearClientError(t *testing.T) {
 			code:    http.StatusUnprocessableEntity,
 			reason:  metav1.StatusReasonInvalid,
 			name:    "typo",
-			message: `RecurringJob.longhorn.io "typo" is invalid: spec.keep: Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, task`,
+			message: `RecurringJob.longhorn.io "typo" is invalid: spec.keep: Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task`,
 			causes: []metav1.StatusCause{{Type: metav1.CauseTypeForbidden, Field: "spec.keep",
-				Message: "Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, task"}},
+				Message: "Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task"}},
 		},
 		"a parameter that is not a string": {
 			body:    reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"name":"number"},"spec":{"task":"backup","cron":"0 2 * * *","retain":7,"parameters":{"full-backup-interval":5}}}`),
