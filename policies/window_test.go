@@ -402,6 +402,51 @@ func TestWindowFirstRunOutside(t *testing.T) {
 	}
 }
 
+// TestWindowFirstRunOutsideInTheCronZone checks schedules that fire in a local zone (k3s on a host set to
+// Europe/Berlin, where kube-controller-manager runs Longhorn's CronJobs in local time) against a window
+// that opens in UTC.
+func TestWindowFirstRunOutsideInTheCronZone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := compileWindowConfig(t, nightlyWindow)
+	cases := map[string]struct {
+		cron string
+		want time.Time
+	}{
+		"03:00 in Berlin is 02:00 UTC in winter and 01:00 in summer, inside all year": {cron: "0 3 * * *"},
+		"05:00 in Berlin is 04:00 UTC, the end, outside":                              {cron: "0 5 * * *", want: nov(22, 4, 0)},
+		"01:00 in Berlin is midnight UTC, before opening, outside":                    {cron: "0 1 * * *", want: nov(22, 0, 0)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, window.FirstRunOutside(mustParseCron(t, tc.cron), testNow, berlin)); diff != "" {
+				t.Errorf("FirstRunOutside(%q) (-want +got):\n%s", tc.cron, diff)
+			}
+		})
+	}
+	t.Run("02:00 in Berlin is inside in winter, but summer time moves it out of the window", func(t *testing.T) {
+		// 02:00 Berlin is 01:00 UTC in winter (the lead after the opening) and 00:00 UTC in summer time,
+		// which starts on 2027-03-28; that day 02:00 does not exist, so the first run outside is the next.
+		want := time.Date(2027, time.March, 29, 0, 0, 0, 0, time.UTC)
+		if diff := cmp.Diff(want, window.FirstRunOutside(mustParseCron(t, "0 2 * * *"), testNow, berlin)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestNextRunsInTheCronZone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{nov(22, 1, 0), nov(23, 1, 0)}
+	if diff := cmp.Diff(want, NextRuns(mustParseCron(t, "0 2 * * *"), testNow, 2, berlin)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestWindowValidateScheduleInWindow(t *testing.T) {
 	// outside is the message for a nightly-window schedule whose first fire time outside it is when.
 	outside := func(when string) string {

@@ -46,7 +46,7 @@ func readRecipe(t *testing.T, name string, into any) {
 	}
 }
 
-const recipeDenial = "spec.retain: Invalid value: 4: must be greater than parameters[full-backup-interval] (4): otherwise Longhorn deletes the oldest full backup while incremental backups still depend on it, leaving fewer than 4 restorable backups; set retain to at least 5"
+const recipeDenial = "spec.retain: Invalid value: 4: must be greater than parameters[full-backup-interval] (4), so that the 4 backups kept always include a full backup (every block uploaded afresh, which also replaces a damaged block in the store); set retain to at least 5"
 
 func TestGitHubActionsRecipe(t *testing.T) {
 	var workflow struct {

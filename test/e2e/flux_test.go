@@ -253,8 +253,8 @@ func TestFluxAppliesThroughBackupguard(t *testing.T) {
 			`spec.cron: Invalid value: "CRON_TZ=Europe/Berlin 0 3 * * *": time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: ` +
 				`"0 2 * * *" while Europe/Berlin is on CET (UTC+01:00), "0 1 * * *" while Europe/Berlin is on CEST (UTC+02:00)`},
 		{"flux-retain", "  task: backup\n  cron: \"0 2 * * *\"\n  retain: 7\n  parameters:\n    full-backup-interval: \"7\"\n",
-			`spec.retain: Invalid value: 7: must be greater than parameters[full-backup-interval] (7): otherwise Longhorn deletes the oldest full backup while incremental backups ` +
-				`still depend on it, leaving fewer than 7 restorable backups; set retain to at least 8`},
+			`spec.retain: Invalid value: 7: must be greater than parameters[full-backup-interval] (7), so that the 7 backups kept always include a full backup ` +
+				`(every block uploaded afresh, which also replaces a damaged block in the store); set retain to at least 8`},
 	} {
 		bad := map[string]string{"kustomization.yaml": tree["kustomization.yaml"], "pvc.yaml": tree["pvc.yaml"],
 			"jobs.yaml": good + "---\n" + newGood + "---\n" + recurringJobYAML(longhornNamespace, mistake.name, mistake.spec)}

@@ -54,8 +54,8 @@ func TestKubectlApplyDeniesEachTypicalMistake(t *testing.T) {
 		},
 		"retain equal to the full-backup interval says why": {
 			file: "04-retain-equals-full-interval.yaml",
-			stderr: detachedWarning + `The RecurringJob "weekly-full" is invalid: spec.retain: Invalid value: 7: must be greater than parameters[full-backup-interval] (7): ` +
-				`otherwise Longhorn deletes the oldest full backup while incremental backups still depend on it, leaving fewer than 7 restorable backups; set retain to at least 8` + "\n",
+			stderr: detachedWarning + `The RecurringJob "weekly-full" is invalid: spec.retain: Invalid value: 7: must be greater than parameters[full-backup-interval] (7), ` +
+				`so that the 7 backups kept always include a full backup (every block uploaded afresh, which also replaces a damaged block in the store); set retain to at least 8` + "\n",
 		},
 		"a RecurringJob outside the Longhorn namespace": {
 			file: "05-wrong-namespace.yaml",
@@ -64,10 +64,11 @@ func TestKubectlApplyDeniesEachTypicalMistake(t *testing.T) {
 		},
 		"several mistakes are listed one per line": {
 			file: "06-several-mistakes.yaml",
-			stderr: `The RecurringJob "sunday-cleanup" is invalid: ` + "\n" +
+			stderr: detachedWarning + `The RecurringJob "sunday-cleanup" is invalid: ` + "\n" +
 				`* spec.cron: Invalid value: "0 4 * * 7": day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)` + "\n" +
-				`* spec.concurrency: Invalid value: -1: must not be negative; 0 means Longhorn's default of 10` + "\n" +
-				`* spec.retain: Invalid value: 3: must be 0 for task snapshot-cleanup, which keeps nothing (Longhorn forces it to 0)` + "\n",
+				`* spec.groups[0]: Invalid value: "weekly-": must be usable in the label key recurring-job-group.longhorn.io/<group>, or the job can never select a volume: ` +
+				`name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')` + "\n" +
+				`* spec.concurrency: Invalid value: -1: must not be negative; 0 means Longhorn's default of 10` + "\n",
 		},
 	}
 	for name, tc := range cases {
@@ -101,8 +102,8 @@ func TestKubectlApplyDeniesABadUpdateAndKeepsTheObject(t *testing.T) {
 	})
 	bad := recurringJobYAML(longhornNamespace, "nightly-update", "  task: backup\n  cron: \"0 1 * * *\"\n  retain: 5\n  parameters:\n    full-backup-interval: \"5\"\n")
 	assertKubectl(t, testCluster.RunKubectl(bad, "apply", "-f", "-"), cluster.KubectlResult{
-		Stderr: detachedWarning + `The RecurringJob "nightly-update" is invalid: spec.retain: Invalid value: 5: must be greater than parameters[full-backup-interval] (5): ` +
-			`otherwise Longhorn deletes the oldest full backup while incremental backups still depend on it, leaving fewer than 5 restorable backups; set retain to at least 6` + "\n",
+		Stderr: detachedWarning + `The RecurringJob "nightly-update" is invalid: spec.retain: Invalid value: 5: must be greater than parameters[full-backup-interval] (5), ` +
+			`so that the 5 backups kept always include a full backup (every block uploaded afresh, which also replaces a damaged block in the store); set retain to at least 6` + "\n",
 		ExitCode: 1,
 	})
 	assertKubectl(t, testCluster.RunKubectl("", "get", "recurringjob", "-n", longhornNamespace, "nightly-update", "-o", "jsonpath={.spec.retain}"),
