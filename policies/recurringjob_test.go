@@ -158,7 +158,7 @@ func TestValidateRecurringJob(t *testing.T) {
 			want: field.ErrorList{field.Invalid(specPath.Child("groups").Index(0), "-bad", "must be at least 2 characters and match ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")},
 		},
 		"a group longer than 63 characters is too long": {
-			job:  makeRecurringJob("daily").Groups(strings.Repeat("g", 64)).Obj(),
+			job: makeRecurringJob("daily").Groups(strings.Repeat("g", 64)).Obj(),
 			want: field.ErrorList{field.Invalid(specPath.Child("groups").Index(0), strings.Repeat("g", 64),
 				"must be usable in the label key recurring-job-group.longhorn.io/<group>, or the job can never select a volume: name part must be no more than 63 bytes")},
 		},
@@ -264,7 +264,7 @@ func TestValidateRecurringJob(t *testing.T) {
 			want: field.ErrorList{field.Invalid(specPath.Child("retentionPolicy"), longhorn.RetentionAgeBased, "cannot be used with task snapshot-cleanup, which keeps nothing by age (Longhorn refuses it)")},
 		},
 		"a retainAge in days is not a Go duration": {
-			job: makeRecurringJob("daily").RetentionPolicy(longhorn.RetentionAgeBased).RetainAge("30d").Obj(),
+			job:  makeRecurringJob("daily").RetentionPolicy(longhorn.RetentionAgeBased).RetainAge("30d").Obj(),
 			want: field.ErrorList{field.Invalid(specPath.Child("retainAge"), "30d", `must be a Go duration such as "720h" (there is no day unit: a day is "24h")`)},
 		},
 		"a negative retainAge is refused": {

@@ -66,7 +66,9 @@ func TestRecurringJobUpdatesRatchet(t *testing.T) {
 	if err := longhornWriter.Create(ctx, job.DeepCopy()); err != nil {
 		t.Fatalf("Longhorn's own create of the broken job (a restore) must be allowed: %v", err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.Background(), &longhorn.RecurringJob{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: longhornNamespace}}) })
+	t.Cleanup(func() {
+		_ = admin.Delete(context.Background(), &longhorn.RecurringJob{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: longhornNamespace}})
+	})
 	wantWarnings := []string{
 		"detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false",
 		intervalViolation + " (not refused: written by " + longhornServiceAccount + ", a trusted writer in recurringJobs.trustedWriters)",
