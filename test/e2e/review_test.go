@@ -86,7 +86,7 @@ func TestMalformedReviewsGetAClearClientError(t *testing.T) {
 		"an object that is a JSON list": {
 			body:    reviewOf(recurringJobKind, longhornNamespace, `[1, 2]`),
 			code:    http.StatusBadRequest,
-			message: "the object is not a JSON object: json: cannot unmarshal array into Go value of type map[string]interface {}",
+			message: "the CREATE request's object: not a JSON object: json: cannot unmarshal array into Go value of type map[string]interface {}",
 		},
 		"a RecurringJob without a name": {
 			body:    reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"namespace":"longhorn-system"},"spec":{"task":"snapshot","cron":"0 * * * *","retain":3}}`),
@@ -94,15 +94,6 @@ func TestMalformedReviewsGetAClearClientError(t *testing.T) {
 			reason:  metav1.StatusReasonInvalid,
 			message: `RecurringJob.longhorn.io "" is invalid: metadata.name: Required value: a lower-case name such as "daily-backup"`,
 			causes:  []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueRequired, Message: `Required value: a lower-case name such as "daily-backup"`, Field: "metadata.name"}},
-		},
-		"a RecurringJob with an unknown field": {
-			body:    reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"name":"typo"},"spec":{"task":"snapshot","cron":"0 * * * *","retain":3,"keep":5}}`),
-			code:    http.StatusUnprocessableEntity,
-			reason:  metav1.StatusReasonInvalid,
-			name:    "typo",
-			message: `RecurringJob.longhorn.io "typo" is invalid: spec.keep: Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task`,
-			causes: []metav1.StatusCause{{Type: metav1.CauseTypeForbidden, Field: "spec.keep",
-				Message: "Forbidden: unknown field; known fields here: concurrency, cron, groups, labels, name, parameters, retain, retainAge, retentionPolicy, task"}},
 		},
 		"a parameter that is not a string": {
 			body:    reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"name":"number"},"spec":{"task":"backup","cron":"0 2 * * *","retain":7,"parameters":{"full-backup-interval":5}}}`),
@@ -133,6 +124,24 @@ func TestMalformedReviewsGetAClearClientError(t *testing.T) {
 				t.Errorf("status (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestUnknownFieldIsTheCRDsBusiness sends a RecurringJob with a field backupguard does not know (as a
+// newer Longhorn's CRD would let through): the API server has already validated it against the
+// installed CRD, so the webhook must not deny it.
+func TestUnknownFieldIsTheCRDsBusiness(t *testing.T) {
+	body := reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"name":"future"},"spec":{"task":"snapshot","cron":"0 * * * *","retain":3,"keepFor":"30d"}}`)
+	httpStatus, response := postReview(t, webhook.RecurringJobPath, body)
+	if httpStatus != http.StatusOK || response == nil {
+		t.Fatalf("HTTP status %d, response %+v", httpStatus, response)
+	}
+	want := []string{"detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false"}
+	if !response.Allowed {
+		t.Fatalf("want allowed, got %+v", response.Result)
+	}
+	if diff := cmp.Diff(want, response.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
 
