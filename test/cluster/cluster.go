@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,9 @@ type Options struct {
 	APIServerAddress string
 	// ExtraCRDDirs are installed besides the test CRDs.
 	ExtraCRDDirs []string
+	// NextRecurringJob installs Longhorn v1.13's RecurringJob CRD (test/crds/next/recurringjobs.yaml,
+	// with spec.retentionPolicy and spec.retainAge) instead of v1.12's.
+	NextRecurringJob bool
 	// NoWebhooks skips installing manifests/webhook (the caller installs the full manifests itself).
 	NoWebhooks bool
 	// AggregatorRouting makes the API server reach webhook Services through their endpoints, as it
@@ -95,6 +99,28 @@ type Options struct {
 	AggregatorRouting bool
 	// NoAudit leaves the audit log off, for benchmarks that should not pay for it.
 	NoAudit bool
+}
+
+// CRDFiles lists the test CRDs a cluster gets: the files directly in test/crds, one per Longhorn kind
+// (the CRDs in its subfolders are not among them), with next/recurringjobs.yaml, Longhorn v1.13's
+// RecurringJob, in place of recurringjobs.yaml when nextRecurringJob is set.
+func CRDFiles(nextRecurringJob bool) ([]string, error) {
+	dir := filepath.Join(RepoRoot(), "test", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no CRDs in %s", dir)
+	}
+	if nextRecurringJob {
+		recurringJobs := slices.Index(files, filepath.Join(dir, "recurringjobs.yaml"))
+		if recurringJobs < 0 {
+			return nil, fmt.Errorf("no recurringjobs.yaml in %s to replace", dir)
+		}
+		files[recurringJobs] = filepath.Join(dir, "next", "recurringjobs.yaml")
+	}
+	return files, nil
 }
 
 // Start brings up the control plane. The webhook configurations are installed pointing at
@@ -111,6 +137,10 @@ func StartWith(options Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	crds, err := CRDFiles(options.NextRecurringJob)
+	if err != nil {
+		return nil, err
+	}
 	root := RepoRoot()
 	policyPath, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
 	if err := os.WriteFile(policyPath, []byte(auditPolicy), 0o600); err != nil {
@@ -118,7 +148,7 @@ func StartWith(options Options) (*Cluster, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: tools,
-		CRDDirectoryPaths:     append([]string{filepath.Join(root, "test", "crds")}, options.ExtraCRDDirs...),
+		CRDDirectoryPaths:     append(crds, options.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "manifests", "webhook")},
