@@ -42,18 +42,26 @@ const (
 
 var labelSyncChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "backupguard_label_sync_changes_total",
-	Help: "Label changes the sync made (patched), would make in dry-run mode (would-patch) or failed to make, by kind.",
+	Help: "Label changes the sync made (patched), would make in dry-run mode (would-patch), found made stale by another writer first (conflict) or failed to make, by kind.",
 }, []string{"kind", "result"})
 
 func init() { metrics.Registry.MustRegister(labelSyncChanges) }
+
+// writeAttempts bounds how often one reconcile decides again after another writer changed the object
+// between its read and its write; past it the request goes back to the queue with the controller's
+// backoff.
+const writeAttempts = 3
 
 // LabelSync brings PVCs and Volumes that existed before the webhook, or before a rule or a namespace's
 // labels changed, to the labels the policies want.
 type LabelSync struct {
 	// Client reads through the cache and writes to the API server.
 	Client client.Client
-	Config func() *policies.Config
-	Mode   SyncMode
+	// APIReader reads from the API server itself: after another writer got in first, the cache may not
+	// have its write yet.
+	APIReader client.Reader
+	Config    func() *policies.Config
+	Mode      SyncMode
 	// Writes limits the rate of patches, so a first install over thousands of PVCs does not flood the
 	// API server.
 	Writes *rate.Limiter
@@ -70,7 +78,7 @@ func (s *LabelSync) SetupWithManager(mgr ctrl.Manager, configChanged <-chan even
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(s.pvcsInNamespace), labelsChanged).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(s.pvcsOfStorageClass)).
 		WatchesRawSource(source.Channel(configChanged, handler.EnqueueRequestsFromMapFunc(s.allPVCs))).
-		Complete(reconcile.Func(s.reconcilePVC))
+		Complete(reconcile.Func(s.ReconcilePVC))
 	if err != nil {
 		return err
 	}
@@ -78,37 +86,82 @@ func (s *LabelSync) SetupWithManager(mgr ctrl.Manager, configChanged <-chan even
 		Named("volume-labels").
 		For(&longhorn.Volume{}).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(s.volumesOfPVC)).
-		Complete(reconcile.Func(s.reconcileVolume))
+		Complete(reconcile.Func(s.ReconcileVolume))
 }
 
-func (s *LabelSync) reconcilePVC(ctx context.Context, request reconcile.Request) (reconcile.Result, error) {
-	pvc := &corev1.PersistentVolumeClaim{}
-	if err := s.Client.Get(ctx, request.NamespacedName, pvc); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
+// ReconcilePVC brings one PVC's labels to what the rules want.
+func (s *LabelSync) ReconcilePVC(ctx context.Context, request reconcile.Request) (reconcile.Result, error) {
+	return reconcile.Result{}, syncLabels(ctx, s, "PersistentVolumeClaim", request.NamespacedName, s.decidePVC)
+}
+
+func (s *LabelSync) decidePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) ([]jsonpatch.Operation, error) {
 	config := s.Config()
 	env, err := lookup.PVCEnvironment(ctx, s.Client, pvc.Namespace, pvc, config.Longhorn.Namespace, nil)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
-	decision := policies.DecidePVCLabels(pvc, env, config.LabelRules())
-	return reconcile.Result{}, s.write(ctx, pvc, "PersistentVolumeClaim", decision.Patch)
+	return policies.DecidePVCLabels(pvc, env, config.LabelRules()).Patch, nil
 }
 
-func (s *LabelSync) reconcileVolume(ctx context.Context, request reconcile.Request) (reconcile.Result, error) {
-	volume := &longhorn.Volume{}
-	if err := s.Client.Get(ctx, request.NamespacedName, volume); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
+// ReconcileVolume gives one Volume the recurring labels of its source PVC.
+func (s *LabelSync) ReconcileVolume(ctx context.Context, request reconcile.Request) (reconcile.Result, error) {
+	return reconcile.Result{}, syncLabels(ctx, s, "Volume", request.NamespacedName, s.decideVolume)
+}
+
+func (s *LabelSync) decideVolume(ctx context.Context, volume *longhorn.Volume) ([]jsonpatch.Operation, error) {
 	pvc, err := lookup.PVCOfVolume(ctx, s.Client, volume)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
-	return reconcile.Result{}, s.write(ctx, volume, "Volume", policies.DecideVolumeLabels(volume, pvc).Patch)
+	return policies.DecideVolumeLabels(volume, pvc).Patch, nil
 }
 
-// write applies a JSON patch, or only logs it in dry-run mode.
-func (s *LabelSync) write(ctx context.Context, object client.Object, kind string, patch []jsonpatch.Operation) error {
+// syncLabels reads an object from the cache, decides its label patch and writes it on condition that
+// the object is still the version it was decided from (policies.PatchIfUnchanged), so a label another
+// writer set in between is never lost. When that condition fails it decides again from the object as
+// the API server has it now, up to writeAttempts times, then returns an error so that the controller
+// retries later with backoff.
+func syncLabels[T any, P interface {
+	*T
+	client.Object
+}](ctx context.Context, s *LabelSync, kind string, key types.NamespacedName, decide func(context.Context, P) ([]jsonpatch.Operation, error)) error {
+	object := P(new(T))
+	if err := s.Client.Get(ctx, key, object); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for attempt := 1; ; attempt++ {
+		patch, err := decide(ctx, object)
+		if err != nil {
+			return err
+		}
+		switch err = s.write(ctx, kind, object, patch); {
+		case err == nil || apierrors.IsNotFound(err):
+			return nil
+		case !mayHaveLostARace(err):
+			return fmt.Errorf("patching %s %s: %w", kind, key, err)
+		}
+		fresh := P(new(T))
+		if err := s.APIReader.Get(ctx, key, fresh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if fresh.GetResourceVersion() == object.GetResourceVersion() {
+			// Nobody else wrote: the API server refused the change itself.
+			labelSyncChanges.WithLabelValues(kind, "failed").Inc()
+			return fmt.Errorf("patching %s %s: %w", kind, key, err)
+		}
+		labelSyncChanges.WithLabelValues(kind, "conflict").Inc()
+		if attempt == writeAttempts {
+			return fmt.Errorf("%s %s changed %d times between reading and patching its labels; trying again later", kind, key, attempt)
+		}
+		s.Log.V(1).Info("another writer changed the object first; deciding again", "kind", kind, "namespace", key.Namespace, "name", key.Name,
+			"readVersion", object.GetResourceVersion(), "currentVersion", fresh.GetResourceVersion())
+		object = fresh
+	}
+}
+
+// write applies a label patch on condition that the object is still at the resourceVersion it was
+// read at, or only logs it in dry-run mode.
+func (s *LabelSync) write(ctx context.Context, kind string, object client.Object, patch []jsonpatch.Operation) error {
 	if len(patch) == 0 {
 		return nil
 	}
@@ -121,22 +174,27 @@ func (s *LabelSync) write(ctx context.Context, object client.Object, kind string
 	if err := s.Writes.Wait(ctx); err != nil {
 		return err
 	}
-	data, err := json.Marshal(patch)
+	data, err := json.Marshal(policies.PatchIfUnchanged(object.GetResourceVersion(), patch))
 	if err != nil {
 		return err
 	}
-	// The cached object is shared and must not receive the response: patch a copy.
+	// An object read from the cache is shared and must not receive the response: patch a copy.
 	if err := s.Client.Patch(ctx, object.DeepCopyObject().(client.Object), client.RawPatch(types.JSONPatchType, data)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
+		if !mayHaveLostARace(err) && !apierrors.IsNotFound(err) {
+			labelSyncChanges.WithLabelValues(kind, "failed").Inc()
 		}
-		labelSyncChanges.WithLabelValues(kind, "failed").Inc()
-		// A patch that no longer applies (the labels changed meanwhile) is retried on fresh state.
-		return fmt.Errorf("patching %s %s/%s: %w", kind, object.GetNamespace(), object.GetName(), err)
+		return err
 	}
 	labelSyncChanges.WithLabelValues(kind, "patched").Inc()
 	log.Info("patched labels")
 	return nil
+}
+
+// mayHaveLostARace tells whether a patch may have failed because its resourceVersion test did. The API
+// server answers a failed JSON-patch test with 422 Invalid, the same as a change it refuses; only a
+// newer resourceVersion on the object tells the two apart.
+func mayHaveLostARace(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsConflict(err)
 }
 
 func (s *LabelSync) pvcsInNamespace(ctx context.Context, namespace client.Object) []reconcile.Request {

@@ -55,6 +55,11 @@ func (b *pvcBuilder) GenerateName(prefix string) *pvcBuilder {
 	return b
 }
 
+func (b *pvcBuilder) ResourceVersion(version string) *pvcBuilder {
+	b.pvc.ResourceVersion = version
+	return b
+}
+
 func (b *pvcBuilder) Obj() *corev1.PersistentVolumeClaim { return b.pvc.DeepCopy() }
 
 func makeStorageClass(name, provisioner string) *storagev1.StorageClass {
@@ -1099,6 +1104,11 @@ func (b *volumeBuilder) Label(key, value string) *volumeBuilder {
 		b.volume.Labels = map[string]string{}
 	}
 	b.volume.Labels[key] = value
+	return b
+}
+
+func (b *volumeBuilder) ResourceVersion(version string) *volumeBuilder {
+	b.volume.ResourceVersion = version
 	return b
 }
 

@@ -234,11 +234,12 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	if mode := controllers.SyncMode(opts.sync); mode != controllers.SyncOff {
 		sync := &controllers.LabelSync{
-			Client: mgr.GetClient(),
-			Config: configFile.Config,
-			Mode:   mode,
-			Writes: rate.NewLimiter(rate.Limit(opts.syncWritesPerSec), max(1, int(opts.syncWritesPerSec))),
-			Log:    log.WithName("label-sync"),
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Config:    configFile.Config,
+			Mode:      mode,
+			Writes:    rate.NewLimiter(rate.Limit(opts.syncWritesPerSec), max(1, int(opts.syncWritesPerSec))),
+			Log:       log.WithName("label-sync"),
 		}
 		if err := sync.SetupWithManager(mgr, configChanged); err != nil {
 			return fmt.Errorf("setting up the label sync: %w", err)

@@ -3,16 +3,28 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/testr"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/backupguard/backupguard/controllers"
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/policies"
 	"github.com/backupguard/backupguard/test/cluster"
 )
 
@@ -216,4 +228,184 @@ func TestDryRunSyncOnlyLogs(t *testing.T) {
 	guard.Stop()
 	restartBackupguard(t)
 	eventuallyLabels(t, "the PVC to be labelled once the sync is on", dailyLabels, func() map[string]string { return getPVC(t, namespace, "untouched").Labels })
+}
+
+// staleFirstRead is the label sync's cache as it is when another writer's write has not reached it
+// yet: the first read of key returns snapshot, taken before that write; every other read is the API
+// server's current state, through reads. Writes go through the embedded client; answers records what
+// the API server answered each patch.
+type staleFirstRead struct {
+	client.Client
+	reads    client.Reader
+	key      client.ObjectKey
+	snapshot client.Object
+	answers  []string
+	errs     []error
+}
+
+func (c *staleFirstRead) Get(ctx context.Context, key client.ObjectKey, object client.Object, opts ...client.GetOption) error {
+	if c.snapshot != nil && key == c.key && reflect.TypeOf(object) == reflect.TypeOf(c.snapshot) {
+		reflect.ValueOf(object).Elem().Set(reflect.ValueOf(c.snapshot.DeepCopyObject()).Elem())
+		c.snapshot = nil
+		return nil
+	}
+	return c.reads.Get(ctx, key, object, opts...)
+}
+
+func (c *staleFirstRead) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return c.reads.List(ctx, list, opts...)
+}
+
+func (c *staleFirstRead) Patch(ctx context.Context, object client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	err := c.Client.Patch(ctx, object, patch, opts...)
+	c.errs = append(c.errs, err)
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		c.answers = append(c.answers, "ok")
+	case errors.As(err, &status):
+		c.answers = append(c.answers, fmt.Sprintf("%d %s", status.Status().Code, status.Status().Reason))
+	default:
+		c.answers = append(c.answers, err.Error())
+	}
+	return err
+}
+
+// TestSyncKeepsALabelWrittenBetweenItsReadAndItsPatch runs the label sync's reconcile on a copy of the
+// object taken before another writer labelled it, as a cache that lags behind serves it. The sync's
+// patch must fail on the API server and the sync must decide again from the server's copy, so that
+// both writers' labels end on the object; before, a patch made from an object without labels replaced
+// the whole map. serve is stopped meanwhile, so that only the two of them write; the sync writes and
+// re-reads as the shipped ServiceAccount, so the RBAC must allow that.
+func TestSyncKeepsALabelWrittenBetweenItsReadAndItsPatch(t *testing.T) {
+	ctx := context.Background()
+	namespace := newNamespace(t, nil)
+	config, err := policies.ParseConfig([]byte(fmt.Sprintf(`apiVersion: backupguard.io/v1alpha1
+kind: Config
+labels:
+  rules:
+    - name: this-test
+      match: {namespaces: [%s]}
+      jobs: [e2e-daily]
+longhorn:
+  namespace: %s
+`, namespace, longhornNamespace)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asServiceAccount := rest.CopyConfig(testCluster.Config)
+	asServiceAccount.Impersonate = rest.ImpersonationConfig{UserName: cluster.ServiceAccountUser, Groups: cluster.ServiceAccountGroups}
+	serviceAccount, err := client.New(asServiceAccount, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard.Stop()
+	t.Cleanup(func() { restartBackupguard(t) })
+
+	// A source PVC and its static Volume, linked as Longhorn links a bound one.
+	sourcePVC := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "source", Namespace: namespace, Labels: map[string]string{jobLabel: "enabled", sourceLabel: "enabled"}},
+		Spec:       pvcSpec("longhorn"),
+	}
+	if err := kube.Create(ctx, sourcePVC); err != nil {
+		t.Fatal(err)
+	}
+	volume := newVolume("static-"+namespace, nil)
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: volume.Name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: mustQuantity("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: namespace, Name: sourcePVC.Name, UID: sourcePVC.UID},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: longhorn.CSIDriver, VolumeHandle: volume.Name}},
+		},
+	}
+	if err := kube.Create(ctx, pv); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, volume); err != nil {
+		t.Fatal(err)
+	}
+	volume.Status.KubernetesStatus = longhorn.KubernetesStatus{Namespace: namespace, PVCName: sourcePVC.Name, PVName: pv.Name}
+	if err := kube.Status().Update(ctx, volume); err != nil {
+		t.Fatal(err)
+	}
+	for name, labels := range map[string]map[string]string{"bare": nil, "labelled": {"app": "web"}} {
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}, Spec: pvcSpec("longhorn")}
+		if err := kube.Create(ctx, pvc); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cases := []struct {
+		name       string
+		object     client.Object
+		reconcile  func(*controllers.LabelSync) reconcile.Func
+		otherWrite map[string]string
+		want       map[string]string
+	}{
+		{
+			name:       "a PVC without labels, whose labels the sync would have added as a whole map",
+			object:     &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "bare", Namespace: namespace}},
+			reconcile:  func(s *controllers.LabelSync) reconcile.Func { return s.ReconcilePVC },
+			otherWrite: map[string]string{"team": "storage"},
+			want:       map[string]string{"team": "storage", jobLabel: "enabled", sourceLabel: "enabled"},
+		},
+		{
+			name:       "a PVC whose job label a person set meanwhile, which the sync would have overwritten",
+			object:     &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "labelled", Namespace: namespace}},
+			reconcile:  func(s *controllers.LabelSync) reconcile.Func { return s.ReconcilePVC },
+			otherWrite: map[string]string{jobLabel: "disabled"},
+			want:       map[string]string{"app": "web", jobLabel: "disabled", sourceLabel: "enabled"},
+		},
+		{
+			name:       "a Volume without labels, whose labels the sync would have added as a whole map",
+			object:     &longhorn.Volume{ObjectMeta: metav1.ObjectMeta{Name: volume.Name, Namespace: longhornNamespace}},
+			reconcile:  func(s *controllers.LabelSync) reconcile.Func { return s.ReconcileVolume },
+			otherWrite: map[string]string{"team": "storage"},
+			want:       map[string]string{"team": "storage", jobLabel: "enabled"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := client.ObjectKeyFromObject(tc.object)
+			snapshot := tc.object.DeepCopyObject().(client.Object)
+			if err := kube.Get(ctx, key, snapshot); err != nil {
+				t.Fatal(err)
+			}
+			otherWrite, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": tc.otherWrite}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := kube.Patch(ctx, tc.object.DeepCopyObject().(client.Object), client.RawPatch(types.MergePatchType, otherWrite)); err != nil {
+				t.Fatal(err)
+			}
+			stale := &staleFirstRead{Client: serviceAccount, reads: kube, key: key, snapshot: snapshot}
+			sync := &controllers.LabelSync{
+				Client:    stale,
+				APIReader: serviceAccount,
+				Config:    func() *policies.Config { return config },
+				Mode:      controllers.SyncOn,
+				Writes:    rate.NewLimiter(rate.Inf, 1),
+				Log:       testr.New(t),
+			}
+			_, err = tc.reconcile(sync)(ctx, reconcile.Request{NamespacedName: key})
+			t.Logf("the API server's answers to the sync's patches: %v", stale.errs)
+			if err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			// The API server refuses the patch made from the stale copy; the one made from its own copy
+			// passes.
+			if diff := cmp.Diff([]string{"422 Invalid", "ok"}, stale.answers); diff != "" {
+				t.Errorf("the API server's answers to the sync's patches (-want +got):\n%s", diff)
+			}
+			got := tc.object.DeepCopyObject().(client.Object)
+			if err := kube.Get(ctx, key, got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.GetLabels()); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
