@@ -251,14 +251,7 @@ func TestRecurringJobValidatorHandle(t *testing.T) {
 				},
 				Clock: clocktesting.NewFakePassiveClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
 			}
-			var req admission.Request
-			if err := json.Unmarshal([]byte(tc.request), &req.AdmissionRequest); err != nil {
-				t.Fatalf("request JSON: %v", err)
-			}
-			got := validator.Handle(context.Background(), req)
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("response (-want +got):\n%s", diff)
-			}
+			assertHandled(t, validator, tc.request, tc.want)
 		})
 	}
 }
@@ -388,14 +381,7 @@ func TestRecurringJobValidatorRatchetsAndTrusts(t *testing.T) {
 				Recorder: recorder,
 				Log:      logr.Discard(),
 			}
-			var req admission.Request
-			if err := json.Unmarshal([]byte(tc.request), &req.AdmissionRequest); err != nil {
-				t.Fatalf("request JSON: %v", err)
-			}
-			got := validator.Handle(context.Background(), req)
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("response (-want +got):\n%s", diff)
-			}
+			assertHandled(t, validator, tc.request, tc.want)
 			var recorded []string
 			for len(recorder.Events) > 0 {
 				recorded = append(recorded, <-recorder.Events)
@@ -404,5 +390,17 @@ func TestRecurringJobValidatorRatchetsAndTrusts(t *testing.T) {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// assertHandled sends the AdmissionRequest JSON to the handler and compares the whole response.
+func assertHandled(t *testing.T, handler admission.Handler, request string, want admission.Response) {
+	t.Helper()
+	var req admission.Request
+	if err := json.Unmarshal([]byte(request), &req.AdmissionRequest); err != nil {
+		t.Fatalf("request JSON: %v", err)
+	}
+	if diff := cmp.Diff(want, handler.Handle(context.Background(), req)); diff != "" {
+		t.Errorf("response (-want +got):\n%s", diff)
 	}
 }
