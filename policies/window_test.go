@@ -677,3 +677,20 @@ func TestBusyBackups(t *testing.T) {
 		t.Errorf("BusyBackups = %d, want 3 (in progress, not started, being deleted)", got)
 	}
 }
+
+func TestPollingInterval(t *testing.T) {
+	cases := map[string]struct{ pollInterval, want string }{
+		"absent: Longhorn starts no poll timer":  {pollInterval: "", want: ""},
+		"0s: no poll timer":                      {pollInterval: "0s", want: ""},
+		"0m0s, as kubectl may show it, is 0 too": {pollInterval: "0m0s", want: ""},
+		"five minutes polls":                     {pollInterval: "5m0s", want: "5m0s"},
+		"an unparseable value is shown as it is": {pollInterval: "often", want: "often"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := PollingInterval(tc.pollInterval); got != tc.want {
+				t.Errorf("PollingInterval(%q) = %q, want %q", tc.pollInterval, got, tc.want)
+			}
+		})
+	}
+}
