@@ -126,20 +126,20 @@ func PVCEnvironment(ctx context.Context, reader client.Reader, namespace string,
 	return env, nil
 }
 
-// PVCOfVolume finds the PVC a Volume belongs to: by the "pvc-<uid>" name (the only link while the
-// Volume is being provisioned), else by status.kubernetesStatus. nil when there is none.
+// PVCOfVolume finds the PVC a Volume is bound to (policies.VolumeBoundToPVC decides): by the
+// "pvc-<uid>" name, else through status.kubernetesStatus and the PV it names. nil when there is none.
 func PVCOfVolume(ctx context.Context, reader client.Reader, volume *longhorn.Volume) (*corev1.PersistentVolumeClaim, error) {
 	if uid, ok := policies.PVCUIDOfVolume(volume.Name); ok {
 		pvcs := &corev1.PersistentVolumeClaimList{}
 		if err := reader.List(ctx, pvcs, client.MatchingFields{PVCByUID: uid}); err != nil {
 			return nil, fmt.Errorf("looking up the PVC with uid %s: %w", uid, err)
 		}
-		if len(pvcs.Items) == 1 {
+		if len(pvcs.Items) == 1 && policies.VolumeBoundToPVC(volume, &pvcs.Items[0], nil) {
 			return &pvcs.Items[0], nil
 		}
 	}
 	status := volume.Status.KubernetesStatus
-	if status.PVCName == "" || status.Namespace == "" {
+	if status.PVCName == "" || status.Namespace == "" || status.PVName == "" {
 		return nil, nil
 	}
 	pvc := &corev1.PersistentVolumeClaim{}
@@ -148,6 +148,16 @@ func PVCOfVolume(ctx context.Context, reader client.Reader, volume *longhorn.Vol
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading PVC %s/%s: %w", status.Namespace, status.PVCName, err)
+	}
+	pv := &corev1.PersistentVolume{}
+	switch err := reader.Get(ctx, client.ObjectKey{Name: status.PVName}, pv); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading PersistentVolume %s: %w", status.PVName, err)
+	}
+	if !policies.VolumeBoundToPVC(volume, pvc, pv) {
+		return nil, nil
 	}
 	return pvc, nil
 }

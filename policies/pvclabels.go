@@ -292,6 +292,32 @@ func DecideVolumeLabels(volume *longhorn.Volume, pvc *corev1.PersistentVolumeCla
 	return LabelDecision{Patch: mapPatch("/metadata/labels", current, result), Labels: result}
 }
 
+// VolumeBoundToPVC tells whether volume belongs to pvc now, so that the PVC's recurring labels are its
+// own. A dynamically provisioned Volume is named "pvc-" + the UID of the PVC it was made for, the only
+// link while it is being provisioned. Any other Volume belongs to the PVC that Longhorn's
+// status.kubernetesStatus names only while lastPVCRefAt is empty (Longhorn sets it when the PVC is
+// gone and then stops copying the PVC's labels itself: controller/volume_controller.go
+// syncPVCRecurringJobLabels) and while the PV it names is claimed by that very PVC (claimRef.uid): a
+// StatefulSet PVC recreated under the same name is a new PVC, not the Released Volume's.
+func VolumeBoundToPVC(volume *longhorn.Volume, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) bool {
+	if volume == nil || pvc == nil {
+		return false
+	}
+	if uid, ok := PVCUIDOfVolume(volume.Name); ok && uid == string(pvc.UID) {
+		return true
+	}
+	status := volume.Status.KubernetesStatus
+	switch {
+	case status.LastPVCRefAt != "" || status.PVCName == "":
+		return false
+	case status.Namespace != pvc.Namespace || status.PVCName != pvc.Name:
+		return false
+	case pv == nil || pv.Name != status.PVName || pv.Spec.ClaimRef == nil || pvc.UID == "":
+		return false
+	}
+	return pv.Spec.ClaimRef.UID == pvc.UID
+}
+
 // PVCUIDOfVolume returns the UID of the PVC a dynamically provisioned Volume was made for: its name is
 // "pvc-" + that UID. ok is false for other names.
 func PVCUIDOfVolume(volumeName string) (string, bool) {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -1218,6 +1219,85 @@ func TestDecideVolumeLabels(t *testing.T) {
 			}
 			if diff := cmp.Diff(before, tc.volume); diff != "" {
 				t.Errorf("DecideVolumeLabels changed the Volume (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func (b *volumeBuilder) KubernetesStatus(status longhorn.KubernetesStatus) *volumeBuilder {
+	b.volume.Status.KubernetesStatus = status
+	return b
+}
+
+func makePV(name string, claimRef *corev1.ObjectReference) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PersistentVolumeSpec{ClaimRef: claimRef}}
+}
+
+func TestVolumeBoundToPVC(t *testing.T) {
+	const (
+		uid      = "0b6f3a57-8c1e-4d2a-9f3b-2c8d1e4f5a6b"
+		newerUID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+	)
+	pvc := func(uid string) *corev1.PersistentVolumeClaim {
+		claim := makePVC("db", "data-db-0").Obj()
+		claim.UID = types.UID(uid)
+		return claim
+	}
+	claimedBy := func(uid string) *corev1.PersistentVolume {
+		return makePV("static-pv", &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "db", Name: "data-db-0", UID: types.UID(uid)})
+	}
+	bound := longhorn.KubernetesStatus{PVName: "static-pv", PVStatus: "Bound", Namespace: "db", PVCName: "data-db-0"}
+	released := bound
+	released.PVStatus, released.LastPVCRefAt = "Released", "2026-11-20T10:00:00Z"
+	cases := map[string]struct {
+		volume *longhorn.Volume
+		pvc    *corev1.PersistentVolumeClaim
+		pv     *corev1.PersistentVolume
+		want   bool
+	}{
+		"a Volume named pvc-<uid> belongs to the PVC of that uid, before any PV exists": {
+			volume: makeVolume("pvc-" + uid).Obj(), pvc: pvc(uid), want: true,
+		},
+		"a Volume named pvc-<uid> does not belong to a PVC of another uid": {
+			volume: makeVolume("pvc-" + uid).Obj(), pvc: pvc(newerUID), want: false,
+		},
+		"a static Volume belongs to the PVC its kubernetesStatus names when that PVC claims the PV": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: true,
+		},
+		"a Released Volume (lastPVCRefAt set) belongs to no PVC, even the one it was bound to": {
+			volume: makeVolume("static").KubernetesStatus(released).Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: false,
+		},
+		"a PVC recreated with the same name is not the Volume's: the PV is claimed by the old uid": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(newerUID), pv: claimedBy(uid), want: false,
+		},
+		"a Volume named pvc-<old uid> whose status still names the PVC is not the recreated PVC's": {
+			volume: makeVolume("pvc-" + uid).KubernetesStatus(released).Obj(), pvc: pvc(newerUID), pv: claimedBy(uid), want: false,
+		},
+		"without the PV the status alone does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), want: false,
+		},
+		"a PV other than the one the status names does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid),
+			pv: makePV("other-pv", &corev1.ObjectReference{Namespace: "db", Name: "data-db-0", UID: types.UID(uid)}), want: false,
+		},
+		"a PV without a claimRef does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: makePV("static-pv", nil), want: false,
+		},
+		"a status naming a PVC of another namespace does not bind": {
+			volume: makeVolume("static").KubernetesStatus(longhorn.KubernetesStatus{PVName: "static-pv", Namespace: "web", PVCName: "data-db-0"}).Obj(),
+			pvc:    pvc(uid), pv: claimedBy(uid), want: false,
+		},
+		"a Volume with no kubernetesStatus and another name belongs to no PVC": {
+			volume: makeVolume("static").Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: false,
+		},
+		"no PVC is no binding": {
+			volume: makeVolume("pvc-" + uid).Obj(), want: false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := VolumeBoundToPVC(tc.volume, tc.pvc, tc.pv); got != tc.want {
+				t.Errorf("VolumeBoundToPVC = %v, want %v", got, tc.want)
 			}
 		})
 	}
