@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gomodules.xyz/jsonpatch/v2"
@@ -1280,12 +1281,23 @@ func TestVolumeBoundToPVC(t *testing.T) {
 			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid),
 			pv: makePV("other-pv", &corev1.ObjectReference{Namespace: "db", Name: "data-db-0", UID: types.UID(uid)}), want: false,
 		},
+		"a PV pre-bound by a claimRef without a uid binds the PVC it names, as Kubernetes binds it": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: claimedBy(""), want: true,
+		},
+		"a PV claimed by another PVC name does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid),
+			pv: makePV("static-pv", &corev1.ObjectReference{Namespace: "db", Name: "data-db-1", UID: types.UID(uid)}), want: false,
+		},
 		"a PV without a claimRef does not bind": {
 			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: makePV("static-pv", nil), want: false,
 		},
-		"a status naming a PVC of another namespace does not bind": {
-			volume: makeVolume("static").KubernetesStatus(longhorn.KubernetesStatus{PVName: "static-pv", Namespace: "web", PVCName: "data-db-0"}).Obj(),
-			pvc:    pvc(uid), pv: claimedBy(uid), want: false,
+		"a PV claimed by the PVC whose CSI volume handle is the Volume binds before Longhorn fills kubernetesStatus": {
+			volume: makeVolume("static").Obj(), pvc: pvc(uid),
+			pv: func() *corev1.PersistentVolume {
+				pv := claimedBy(uid)
+				pv.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: longhorn.CSIDriver, VolumeHandle: "static"}
+				return pv
+			}(), want: true,
 		},
 		"a Volume with no kubernetesStatus and another name belongs to no PVC": {
 			volume: makeVolume("static").Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: false,
@@ -1396,5 +1408,51 @@ func BenchmarkDecidePVCLabels(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		DecidePVCLabels(pvc, env, rules)
+	}
+}
+
+func TestDefaultStorageClass(t *testing.T) {
+	class := func(name string, created int, annotations map[string]string) *storagev1.StorageClass {
+		return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations,
+			CreationTimestamp: metav1.NewTime(time.Date(2026, time.January, created, 0, 0, 0, 0, time.UTC))}, Provisioner: longhorn.CSIDriver}
+	}
+	isDefault := map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}
+	cases := map[string]struct {
+		classes []*storagev1.StorageClass
+		want    string
+	}{
+		"no class marked default gives none": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, nil)},
+		},
+		"the one marked default is chosen": {
+			classes: []*storagev1.StorageClass{class("local", 1, nil), class("longhorn", 2, isDefault)},
+			want:    "longhorn",
+		},
+		"the beta annotation marks a default too": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, map[string]string{"storageclass.beta.kubernetes.io/is-default-class": "true"})},
+			want:    "longhorn",
+		},
+		"of two defaults the newest is chosen": {
+			classes: []*storagev1.StorageClass{class("newer", 5, isDefault), class("older", 1, isDefault)},
+			want:    "newer",
+		},
+		"of two defaults made at the same time the first by name is chosen": {
+			classes: []*storagev1.StorageClass{class("b", 1, isDefault), class("a", 1, isDefault)},
+			want:    "a",
+		},
+		"a value other than true does not mark a default": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, map[string]string{"storageclass.kubernetes.io/is-default-class": "yes"})},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := ""
+			if chosen := DefaultStorageClass(tc.classes); chosen != nil {
+				got = chosen.Name
+			}
+			if got != tc.want {
+				t.Errorf("DefaultStorageClass = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
