@@ -8,6 +8,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/longhorn"
@@ -23,8 +24,8 @@ const (
 
 // PVCLabeler gives PVCs the recurring-job labels the config's rules call for.
 type PVCLabeler struct {
-	// Reader is the manager's cache (lookup.Cache).
-	Reader lookup.Reader
+	// Reader is the manager's cached client.
+	Reader client.Reader
 	Config func() *policies.Config
 }
 
@@ -41,7 +42,7 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		return badRequest(fmt.Errorf("decoding the PersistentVolumeClaim: %w", err))
 	}
 	config := l.Config()
-	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config)
+	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config.Longhorn.Namespace, config.LabelRules())
 	if err != nil {
 		return allowedUnlabelled(err)
 	}
@@ -51,7 +52,7 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 
 // VolumeLabeler gives Longhorn Volumes the recurring labels of their source PVC at once.
 type VolumeLabeler struct {
-	Reader lookup.Reader
+	Reader client.Reader
 }
 
 // Handle implements admission.Handler.
