@@ -96,7 +96,7 @@ func (s *LabelSync) ReconcilePVC(ctx context.Context, request reconcile.Request)
 
 func (s *LabelSync) decidePVC(ctx context.Context, pvc *corev1.PersistentVolumeClaim) ([]jsonpatch.Operation, error) {
 	config := s.Config()
-	env, err := lookup.PVCEnvironment(ctx, s.Client, pvc.Namespace, pvc, config.Longhorn.Namespace, nil)
+	env, err := lookup.PVCEnvironment(ctx, lookup.Cache{Client: s.Client}, pvc.Namespace, pvc, config)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *LabelSync) ReconcileVolume(ctx context.Context, request reconcile.Reque
 }
 
 func (s *LabelSync) decideVolume(ctx context.Context, volume *longhorn.Volume) ([]jsonpatch.Operation, error) {
-	pvc, err := lookup.PVCOfVolume(ctx, s.Client, volume)
+	pvc, err := lookup.PVCOfVolume(ctx, lookup.Cache{Client: s.Client}, volume)
 	if err != nil {
 		return nil, err
 	}
@@ -222,25 +222,14 @@ func (s *LabelSync) listPVCs(ctx context.Context, options ...client.ListOption) 
 	return requests
 }
 
-// volumesOfPVC maps a PVC to its Volume: named after the bound PV, or "pvc-<uid>" while provisioning,
-// or linked back through status.kubernetesStatus for static volumes.
+// volumesOfPVC maps a PVC to the Volume bound to it (lookup.VolumeOfPVC: the same link the decisions use).
 func (s *LabelSync) volumesOfPVC(ctx context.Context, object client.Object) []reconcile.Request {
-	pvc := object.(*corev1.PersistentVolumeClaim)
-	namespace := s.Config().Longhorn.Namespace
-	names := map[string]bool{"pvc-" + string(pvc.UID): true}
-	if pvc.Spec.VolumeName != "" {
-		names[pvc.Spec.VolumeName] = true
+	volume, _, err := lookup.VolumeOfPVC(ctx, lookup.Cache{Client: s.Client}, object.(*corev1.PersistentVolumeClaim), s.Config())
+	if err != nil {
+		s.Log.Error(err, "looking up the Volume of a PVC")
 	}
-	volumes := &longhorn.VolumeList{}
-	if err := s.Client.List(ctx, volumes, client.MatchingFields{lookup.VolumeByPVC: pvc.Namespace + "/" + pvc.Name}); err != nil {
-		s.Log.Error(err, "listing the Volumes of a PVC")
+	if volume == nil {
+		return nil
 	}
-	for _, volume := range volumes.Items {
-		names[volume.Name] = true
-	}
-	requests := make([]reconcile.Request, 0, len(names))
-	for name := range names {
-		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}})
-	}
-	return requests
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: volume.Namespace, Name: volume.Name}}}
 }

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 )
 
@@ -105,6 +106,8 @@ func newSync(t *testing.T, server *racingAPIServer, mode SyncMode, pvcLabels map
 		Status:     longhorn.VolumeStatus{KubernetesStatus: longhorn.KubernetesStatus{Namespace: "db", PVCName: "data", PVName: "data-volume"}},
 	}
 	kube := fake.NewClientBuilder().WithScheme(scheme).
+		// The rules' jobs and groups are looked up through serve's RecurringJob index.
+		WithIndex(&longhorn.RecurringJob{}, lookup.RecurringJobProvides, lookup.RecurringJobProvidesValues).
 		WithObjects(
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "db"}},
 			&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "longhorn"}, Provisioner: longhorn.CSIDriver},

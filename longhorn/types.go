@@ -168,12 +168,15 @@ type VolumeStatus struct {
 	KubernetesStatus KubernetesStatus `json:"kubernetesStatus,omitempty"`
 }
 
-// KubernetesStatus links a bound Volume to its PV and PVC.
+// KubernetesStatus links a Volume to its PV and PVC.
 type KubernetesStatus struct {
 	PVName    string `json:"pvName,omitempty"`
 	PVStatus  string `json:"pvStatus,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	PVCName   string `json:"pvcName,omitempty"`
+	// LastPVCRefAt is set when the PVC named above is gone: the Volume is Released, and a newer PVC of
+	// the same namespace and name is not its PVC.
+	LastPVCRefAt string `json:"lastPVCRefAt,omitempty"`
 }
 
 // VolumeList is a list of Volumes.

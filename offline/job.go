@@ -1,11 +1,14 @@
 package offline
 
 import (
+	"context"
+
 	"gomodules.xyz/jsonpatch/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 )
 
@@ -39,16 +42,8 @@ func checkBackupJob(document Document, kind schema.GroupKind, config *policies.C
 		return result, false
 	}
 	result.Namespace, result.Name = job.Namespace, job.Name
-	input := policies.PlacementInput{Job: job, Claims: map[string]policies.ClaimFacts{}, Nodes: found.nodes, Offline: true}
-	for _, claim := range policies.ClaimNames(&job.Spec.Template.Spec) {
-		var facts policies.ClaimFacts
-		if pvc, ok := found.pvcs[job.Namespace+"/"+claim]; ok {
-			facts.PVC = pvc
-			facts.Pods = found.podsByClaim[job.Namespace+"/"+claim]
-			facts.PV = found.pvs[pvc.Spec.VolumeName]
-		}
-		input.Claims[claim] = facts
-	}
+	// The inventory answers without errors.
+	input, _ := lookup.Placement(context.Background(), found, job.Namespace, job, config)
 	placement := policies.PlaceBackupJob(input)
 	result.Allowed = len(placement.Errors) == 0
 	result.Violations = ViolationsFrom(placement.Errors)

@@ -1,7 +1,10 @@
 package offline
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +15,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 )
 
@@ -24,28 +28,31 @@ var (
 	backupTargetGroupKind = schema.GroupKind{Group: "longhorn.io", Kind: "BackupTarget"}
 )
 
-// inventory is the cluster state found in the input itself.
+// inventory is the cluster state found in the input itself: the lookup.Reader of an offline run.
 type inventory struct {
-	namespaces          map[string]map[string]string
-	storageClasses      map[string]*storagev1.StorageClass
-	defaultStorageClass *storagev1.StorageClass
-	pvDrivers           map[string]string
+	namespaces     map[string]*corev1.Namespace
+	storageClasses map[string]*storagev1.StorageClass
 	// knownJobs and knownGroups are nil when the input holds no RecurringJob: then nothing is known
 	// about which jobs exist, and no warning is given about rules naming missing ones.
 	knownJobs, knownGroups sets.Set[string]
-	// What placing backup Jobs reads, by "namespace/name" (PVs and Nodes by name).
+	// PVCs, Pods and Volumes by "namespace/name" (Pods by "namespace/claim" of each claim they mount),
+	// PVs and Nodes by name.
 	pvcs        map[string]*corev1.PersistentVolumeClaim
 	podsByClaim map[string][]policies.MountingPod
 	pvs         map[string]*corev1.PersistentVolume
+	volumes     map[string]*longhorn.Volume
 	nodes       map[string]*corev1.Node
 	// pollingBackupTargets are the BackupTargets in the input that still poll the store.
 	pollingBackupTargets map[string]string
 }
 
+var _ lookup.Reader = inventory{}
+
 func takeInventory(documents []Document) inventory {
 	found := inventory{
-		namespaces: map[string]map[string]string{}, storageClasses: map[string]*storagev1.StorageClass{}, pvDrivers: map[string]string{},
-		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]policies.MountingPod{}, pvs: map[string]*corev1.PersistentVolume{}, nodes: map[string]*corev1.Node{},
+		namespaces: map[string]*corev1.Namespace{}, storageClasses: map[string]*storagev1.StorageClass{},
+		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]policies.MountingPod{}, pvs: map[string]*corev1.PersistentVolume{},
+		volumes: map[string]*longhorn.Volume{}, nodes: map[string]*corev1.Node{},
 		pollingBackupTargets: map[string]string{},
 	}
 	for _, document := range documents {
@@ -58,20 +65,17 @@ func takeInventory(documents []Document) inventory {
 		case namespaceGroupKind:
 			namespace := &corev1.Namespace{}
 			if decodeInto(document.Object, namespace) == nil {
-				found.namespaces[namespace.Name] = namespace.Labels
+				found.namespaces[namespace.Name] = namespace
 			}
 		case storageClassGroupKind:
 			class := &storagev1.StorageClass{}
 			if decodeInto(document.Object, class) == nil {
 				found.storageClasses[class.Name] = class
-				if policies.IsDefaultStorageClass(class) {
-					found.defaultStorageClass = class
-				}
 			}
-		case pvGroupKind:
-			pv := &corev1.PersistentVolume{}
-			if decodeInto(document.Object, pv) == nil && pv.Spec.CSI != nil {
-				found.pvDrivers[pv.Name] = pv.Spec.CSI.Driver
+		case longhorn.VolumeGVK.GroupKind():
+			volume := &longhorn.Volume{}
+			if decodeInto(document.Object, volume) == nil {
+				found.volumes[volume.Namespace+"/"+volume.Name] = volume
 			}
 		case backupTargetGroupKind:
 			target := &longhorn.BackupTarget{}
@@ -95,6 +99,68 @@ func takeInventory(documents []Document) inventory {
 	return found
 }
 
+// Namespace implements lookup.Reader.
+func (found inventory) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
+	return found.namespaces[name], nil
+}
+
+// PVC implements lookup.Reader.
+func (found inventory) PVC(_ context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	return found.pvcs[namespace+"/"+name], nil
+}
+
+// PVCByUID implements lookup.Reader; manifests rarely carry a uid.
+func (found inventory) PVCByUID(_ context.Context, uid string) (*corev1.PersistentVolumeClaim, error) {
+	for _, pvc := range found.pvcs {
+		if string(pvc.UID) == uid {
+			return pvc, nil
+		}
+	}
+	return nil, nil
+}
+
+// PV implements lookup.Reader.
+func (found inventory) PV(_ context.Context, name string) (*corev1.PersistentVolume, error) {
+	return found.pvs[name], nil
+}
+
+// StorageClass implements lookup.Reader.
+func (found inventory) StorageClass(_ context.Context, name string) (*storagev1.StorageClass, error) {
+	return found.storageClasses[name], nil
+}
+
+// StorageClasses implements lookup.Reader.
+func (found inventory) StorageClasses(context.Context) ([]*storagev1.StorageClass, error) {
+	return slices.Collect(maps.Values(found.storageClasses)), nil
+}
+
+// Volume implements lookup.Reader.
+func (found inventory) Volume(_ context.Context, namespace, name string) (*longhorn.Volume, error) {
+	return found.volumes[namespace+"/"+name], nil
+}
+
+// RecurringJobsProviding implements lookup.Reader: RecurringJobs are looked for in the whole input
+// (one in another namespace gets its own violation); without any, nothing is known.
+func (found inventory) RecurringJobsProviding(_ context.Context, _ string, jobs, groups []string) (sets.Set[string], sets.Set[string], error) {
+	if found.knownJobs == nil {
+		return nil, nil, nil
+	}
+	return found.knownJobs.Intersection(sets.New(jobs...)), found.knownGroups.Intersection(sets.New(groups...)), nil
+}
+
+// PodsMounting implements lookup.Reader.
+func (found inventory) PodsMounting(_ context.Context, namespace, claim string) ([]policies.MountingPod, error) {
+	return found.podsByClaim[namespace+"/"+claim], nil
+}
+
+// Node implements lookup.Reader.
+func (found inventory) Node(_ context.Context, name string) (*corev1.Node, error) {
+	return found.nodes[name], nil
+}
+
+// Offline implements lookup.Reader: the input is only part of a cluster.
+func (inventory) Offline() bool { return true }
+
 // checkPVC shows the labels the PVC webhook would add. PVCs are never denied.
 func checkPVC(document Document, config *policies.Config, found inventory) Result {
 	pvc := &corev1.PersistentVolumeClaim{}
@@ -111,23 +177,8 @@ func checkPVC(document Document, config *policies.Config, found inventory) Resul
 		namespace = corev1.NamespaceDefault
 		result.Warnings = append(result.Warnings, `metadata.namespace is not set: rules were evaluated as if it were "default"`)
 	}
-	labels, namespaceFound := found.namespaces[namespace]
-	env := policies.PVCEnvironment{
-		Namespace:       namespace,
-		NamespaceLabels: labels,
-		NamespaceFound:  namespaceFound,
-		Offline:         true,
-		KnownJobs:       found.knownJobs,
-		KnownGroups:     found.knownGroups,
-	}
-	if className := policies.StorageClassName(pvc); className != "" {
-		env.StorageClass = found.storageClasses[className]
-	} else if !policies.NamesStorageClass(pvc) {
-		env.StorageClass = found.defaultStorageClass
-	}
-	if pvc.Spec.VolumeName != "" {
-		env.BoundPVDriver = found.pvDrivers[pvc.Spec.VolumeName]
-	}
+	// The inventory answers without errors.
+	env, _ := lookup.PVCEnvironment(context.Background(), found, namespace, pvc, config)
 	decision := policies.DecidePVCLabels(pvc, env, config.LabelRules())
 	result.Warnings = append(result.Warnings, decision.Warnings...)
 	if decision.Patch != nil {

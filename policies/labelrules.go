@@ -150,6 +150,10 @@ func (r *LabelRules) NamedJobsAndGroups() (jobs, groups []string) {
 	return r.namedJobs, r.namedGroups
 }
 
+// IsProvisioner tells whether a StorageClass provisioner or a PV's CSI driver is one of
+// labels.provisioners: what makes a volume Longhorn's, for labels and for placement alike.
+func (r *LabelRules) IsProvisioner(driver string) bool { return r.provisioners.Has(driver) }
+
 // validateJobName accepts what can be a RecurringJob's name, the name part of its label key.
 func validateJobName(path *field.Path, name string) field.ErrorList {
 	switch {

@@ -165,12 +165,32 @@ func meansOff(value string) bool {
 	return false
 }
 
-// defaultStorageClassAnnotation marks the StorageClass that PVCs without one get.
-const defaultStorageClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+// The annotations that mark the StorageClass PVCs without one get (the beta one is still honoured).
+const (
+	defaultStorageClassAnnotation     = "storageclass.kubernetes.io/is-default-class"
+	betaDefaultStorageClassAnnotation = "storageclass.beta.kubernetes.io/is-default-class"
+)
 
-// IsDefaultStorageClass tells whether class is the cluster's default.
+// IsDefaultStorageClass tells whether class is marked as the cluster's default.
 func IsDefaultStorageClass(class *storagev1.StorageClass) bool {
-	return class.Annotations[defaultStorageClassAnnotation] == "true"
+	return class.Annotations[defaultStorageClassAnnotation] == "true" || class.Annotations[betaDefaultStorageClassAnnotation] == "true"
+}
+
+// DefaultStorageClass is the class Kubernetes gives a PVC that names none: of the classes marked
+// default, the newest, then the first by name (as the DefaultStorageClass admission plugin and the
+// retroactive assignment to unbound PVCs choose). nil when none is marked.
+func DefaultStorageClass(classes []*storagev1.StorageClass) *storagev1.StorageClass {
+	var chosen *storagev1.StorageClass
+	for _, class := range classes {
+		if !IsDefaultStorageClass(class) {
+			continue
+		}
+		if chosen == nil || class.CreationTimestamp.After(chosen.CreationTimestamp.Time) ||
+			(class.CreationTimestamp.Equal(&chosen.CreationTimestamp) && class.Name < chosen.Name) {
+			chosen = class
+		}
+	}
+	return chosen
 }
 
 // isLonghornPVC tells whether the PVC's volume comes from a configured provisioner; known is false when
@@ -290,6 +310,46 @@ func DecideVolumeLabels(volume *longhorn.Volume, pvc *corev1.PersistentVolumeCla
 		result = nil
 	}
 	return LabelDecision{Patch: mapPatch("/metadata/labels", current, result), Labels: result}
+}
+
+// VolumeBoundToPVC tells whether volume belongs to pvc now, so that the PVC's recurring labels are its
+// own. A dynamically provisioned Volume is named "pvc-" + the UID of the PVC it was made for, the only
+// link while it is being provisioned. Any other Volume belongs to a PVC only through a PV that is the
+// Volume's (the PV status.kubernetesStatus names, or whose CSI volume handle is the Volume) and is bound
+// to that very PVC, and only while status.kubernetesStatus.lastPVCRefAt is empty: Longhorn sets it when
+// the PVC is gone, and from then on stops copying PVC labels itself (controller/volume_controller.go
+// syncPVCRecurringJobLabels). A StatefulSet PVC recreated under the same name is a new PVC, not the
+// Released Volume's: its uid differs from the PV's claimRef.uid.
+func VolumeBoundToPVC(volume *longhorn.Volume, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) bool {
+	if volume == nil || pvc == nil {
+		return false
+	}
+	if uid, ok := PVCUIDOfVolume(volume.Name); ok && uid == string(pvc.UID) {
+		return true
+	}
+	status := volume.Status.KubernetesStatus
+	if status.LastPVCRefAt != "" || !pvBoundToClaim(pv, pvc) {
+		return false
+	}
+	return pv.Name == status.PVName || (pv.Spec.CSI != nil && pv.Spec.CSI.VolumeHandle == volume.Name)
+}
+
+// pvBoundToClaim is Kubernetes' own test (IsVolumeBoundToClaim in the PV controller): the PV's claimRef
+// names the PVC, and its uid, once the binder has set it, is the PVC's.
+func pvBoundToClaim(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim) bool {
+	switch ref := claimRefOf(pv); {
+	case ref == nil || ref.Namespace != pvc.Namespace || ref.Name != pvc.Name:
+		return false
+	default:
+		return ref.UID == "" || ref.UID == pvc.UID
+	}
+}
+
+func claimRefOf(pv *corev1.PersistentVolume) *corev1.ObjectReference {
+	if pv == nil {
+		return nil
+	}
+	return pv.Spec.ClaimRef
 }
 
 // PVCUIDOfVolume returns the UID of the PVC a dynamically provisioned Volume was made for: its name is

@@ -5,12 +5,14 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -1233,6 +1235,96 @@ func TestDecideVolumeLabels(t *testing.T) {
 	}
 }
 
+func (b *volumeBuilder) KubernetesStatus(status longhorn.KubernetesStatus) *volumeBuilder {
+	b.volume.Status.KubernetesStatus = status
+	return b
+}
+
+func makePV(name string, claimRef *corev1.ObjectReference) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PersistentVolumeSpec{ClaimRef: claimRef}}
+}
+
+func TestVolumeBoundToPVC(t *testing.T) {
+	const (
+		uid      = "0b6f3a57-8c1e-4d2a-9f3b-2c8d1e4f5a6b"
+		newerUID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+	)
+	pvc := func(uid string) *corev1.PersistentVolumeClaim {
+		claim := makePVC("db", "data-db-0").Obj()
+		claim.UID = types.UID(uid)
+		return claim
+	}
+	claimedBy := func(uid string) *corev1.PersistentVolume {
+		return makePV("static-pv", &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "db", Name: "data-db-0", UID: types.UID(uid)})
+	}
+	bound := longhorn.KubernetesStatus{PVName: "static-pv", PVStatus: "Bound", Namespace: "db", PVCName: "data-db-0"}
+	released := bound
+	released.PVStatus, released.LastPVCRefAt = "Released", "2026-11-20T10:00:00Z"
+	cases := map[string]struct {
+		volume *longhorn.Volume
+		pvc    *corev1.PersistentVolumeClaim
+		pv     *corev1.PersistentVolume
+		want   bool
+	}{
+		"a Volume named pvc-<uid> belongs to the PVC of that uid, before any PV exists": {
+			volume: makeVolume("pvc-" + uid).Obj(), pvc: pvc(uid), want: true,
+		},
+		"a Volume named pvc-<uid> does not belong to a PVC of another uid": {
+			volume: makeVolume("pvc-" + uid).Obj(), pvc: pvc(newerUID), want: false,
+		},
+		"a static Volume belongs to the PVC its kubernetesStatus names when that PVC claims the PV": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: true,
+		},
+		"a Released Volume (lastPVCRefAt set) belongs to no PVC, even the one it was bound to": {
+			volume: makeVolume("static").KubernetesStatus(released).Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: false,
+		},
+		"a PVC recreated with the same name is not the Volume's: the PV is claimed by the old uid": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(newerUID), pv: claimedBy(uid), want: false,
+		},
+		"a Volume named pvc-<old uid> whose status still names the PVC is not the recreated PVC's": {
+			volume: makeVolume("pvc-" + uid).KubernetesStatus(released).Obj(), pvc: pvc(newerUID), pv: claimedBy(uid), want: false,
+		},
+		"without the PV the status alone does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), want: false,
+		},
+		"a PV other than the one the status names does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid),
+			pv: makePV("other-pv", &corev1.ObjectReference{Namespace: "db", Name: "data-db-0", UID: types.UID(uid)}), want: false,
+		},
+		"a PV pre-bound by a claimRef without a uid binds the PVC it names, as Kubernetes binds it": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: claimedBy(""), want: true,
+		},
+		"a PV claimed by another PVC name does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid),
+			pv: makePV("static-pv", &corev1.ObjectReference{Namespace: "db", Name: "data-db-1", UID: types.UID(uid)}), want: false,
+		},
+		"a PV without a claimRef does not bind": {
+			volume: makeVolume("static").KubernetesStatus(bound).Obj(), pvc: pvc(uid), pv: makePV("static-pv", nil), want: false,
+		},
+		"a PV claimed by the PVC whose CSI volume handle is the Volume binds before Longhorn fills kubernetesStatus": {
+			volume: makeVolume("static").Obj(), pvc: pvc(uid),
+			pv: func() *corev1.PersistentVolume {
+				pv := claimedBy(uid)
+				pv.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: longhorn.CSIDriver, VolumeHandle: "static"}
+				return pv
+			}(), want: true,
+		},
+		"a Volume with no kubernetesStatus and another name belongs to no PVC": {
+			volume: makeVolume("static").Obj(), pvc: pvc(uid), pv: claimedBy(uid), want: false,
+		},
+		"no PVC is no binding": {
+			volume: makeVolume("pvc-" + uid).Obj(), want: false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := VolumeBoundToPVC(tc.volume, tc.pvc, tc.pv); got != tc.want {
+				t.Errorf("VolumeBoundToPVC = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestPVCUIDOfVolume(t *testing.T) {
 	type result struct {
 		UID string
@@ -1326,5 +1418,51 @@ func BenchmarkDecidePVCLabels(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		DecidePVCLabels(pvc, env, rules)
+	}
+}
+
+func TestDefaultStorageClass(t *testing.T) {
+	class := func(name string, created int, annotations map[string]string) *storagev1.StorageClass {
+		return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations,
+			CreationTimestamp: metav1.NewTime(time.Date(2026, time.January, created, 0, 0, 0, 0, time.UTC))}, Provisioner: longhorn.CSIDriver}
+	}
+	isDefault := map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}
+	cases := map[string]struct {
+		classes []*storagev1.StorageClass
+		want    string
+	}{
+		"no class marked default gives none": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, nil)},
+		},
+		"the one marked default is chosen": {
+			classes: []*storagev1.StorageClass{class("local", 1, nil), class("longhorn", 2, isDefault)},
+			want:    "longhorn",
+		},
+		"the beta annotation marks a default too": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, map[string]string{"storageclass.beta.kubernetes.io/is-default-class": "true"})},
+			want:    "longhorn",
+		},
+		"of two defaults the newest is chosen": {
+			classes: []*storagev1.StorageClass{class("newer", 5, isDefault), class("older", 1, isDefault)},
+			want:    "newer",
+		},
+		"of two defaults made at the same time the first by name is chosen": {
+			classes: []*storagev1.StorageClass{class("b", 1, isDefault), class("a", 1, isDefault)},
+			want:    "a",
+		},
+		"a value other than true does not mark a default": {
+			classes: []*storagev1.StorageClass{class("longhorn", 1, map[string]string{"storageclass.kubernetes.io/is-default-class": "yes"})},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := ""
+			if chosen := DefaultStorageClass(tc.classes); chosen != nil {
+				got = chosen.Name
+			}
+			if got != tc.want {
+				t.Errorf("DefaultStorageClass = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/lookup"
@@ -22,9 +21,8 @@ var jobGroupKind = schema.GroupKind{Group: "batch", Kind: "Job"}
 
 // JobPlacer pins backup Jobs to the node where their ReadWriteOnce volumes are attached.
 type JobPlacer struct {
-	Reader client.Reader
-	// Pods finds the pods that mount a PVC (lookup.PodIndex: Pods are not in Reader's typed cache).
-	Pods   lookup.PodsByClaim
+	// Reader is the manager's cache, with its Pod index (lookup.Cache).
+	Reader lookup.Reader
 	Config func() *policies.Config
 }
 
@@ -45,12 +43,11 @@ func (p *JobPlacer) Handle(ctx context.Context, req admission.Request) admission
 	if !rules.Selects(job) {
 		return admission.Allowed("")
 	}
-	input, err := lookup.Placement(ctx, p.Reader, p.Pods, req.Namespace, job, config.Longhorn.Namespace)
+	input, err := lookup.Placement(ctx, p.Reader, req.Namespace, job, config)
 	if err != nil {
 		// A backup Job placed blindly is worse than one refused: fail closed.
 		return lookupFailed(err)
 	}
-	input.Unresolved = rules.Unresolved
 	placement := policies.PlaceBackupJob(input)
 	if len(placement.Errors) > 0 {
 		return verdict(jobGroupKind, job.Name, placement.Errors, placement.Warnings)

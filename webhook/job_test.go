@@ -12,18 +12,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 	"github.com/backupguard/backupguard/webhook"
 )
 
 func TestJobPlacerHandle(t *testing.T) {
 	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "shop"},
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "shop", UID: "5f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f"},
 		Spec:       corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, VolumeName: "pvc-1"},
 		Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
 	}
 	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"}, Spec: corev1.PersistentVolumeSpec{
 		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: longhorn.CSIDriver, VolumeHandle: "pvc-1"}},
+		ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "shop", Name: "data", UID: "5f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f"},
 	}}
 	volume := &longhorn.Volume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", Namespace: "longhorn-system"}, Status: longhorn.VolumeStatus{State: "attached", CurrentNodeID: "worker-2"}}
 	workerNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-2", Labels: map[string]string{corev1.LabelHostname: "worker-2"}},
@@ -59,8 +61,7 @@ func TestJobPlacerHandle(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			placer := &webhook.JobPlacer{
-				Reader: labelClient(t, nil, []client.Object{pvc, pv, volume, workerNode}...),
-				Pods:   noPods{},
+				Reader: lookup.Cache{Client: labelClient(t, nil, []client.Object{pvc, pv, volume, workerNode}...), Pods: noPods{}},
 				Config: func() *policies.Config { return policies.DefaultConfig() },
 			}
 			got := placer.Handle(context.Background(), admissionRequest(t, tc.request))

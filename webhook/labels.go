@@ -8,7 +8,6 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/longhorn"
@@ -24,8 +23,8 @@ const (
 
 // PVCLabeler gives PVCs the recurring-job labels the config's rules call for.
 type PVCLabeler struct {
-	// Reader is the manager's cached client.
-	Reader client.Reader
+	// Reader is the manager's cache (lookup.Cache).
+	Reader lookup.Reader
 	Config func() *policies.Config
 }
 
@@ -42,7 +41,7 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		return badRequest(fmt.Errorf("decoding the PersistentVolumeClaim: %w", err))
 	}
 	config := l.Config()
-	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config.Longhorn.Namespace, config.LabelRules())
+	env, err := lookup.PVCEnvironment(ctx, l.Reader, req.Namespace, pvc, config)
 	if err != nil {
 		return allowedUnlabelled(err)
 	}
@@ -52,7 +51,7 @@ func (l *PVCLabeler) Handle(ctx context.Context, req admission.Request) admissio
 
 // VolumeLabeler gives Longhorn Volumes the recurring labels of their source PVC at once.
 type VolumeLabeler struct {
-	Reader client.Reader
+	Reader lookup.Reader
 }
 
 // Handle implements admission.Handler.

@@ -133,7 +133,7 @@ func TestPVCLabelerHandle(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			labeler := &webhook.PVCLabeler{Reader: labelClient(t, tc.funcs, tc.objects...), Config: parsedConfig(t, labelsConfig)}
+			labeler := &webhook.PVCLabeler{Reader: lookup.Cache{Client: labelClient(t, tc.funcs, tc.objects...)}, Config: parsedConfig(t, labelsConfig)}
 			got := labeler.Handle(context.Background(), admissionRequest(t, tc.request))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("response (-want +got):\n%s", diff)
@@ -173,7 +173,7 @@ func TestVolumeLabelerHandle(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			labeler := &webhook.VolumeLabeler{Reader: labelClient(t, nil, tc.objects...)}
+			labeler := &webhook.VolumeLabeler{Reader: lookup.Cache{Client: labelClient(t, nil, tc.objects...)}}
 			got := labeler.Handle(context.Background(), admissionRequest(t, tc.request))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("response (-want +got):\n%s", diff)

@@ -208,9 +208,10 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		Recorder: mgr.GetEventRecorder("backupguard"),
 		Log:      log.WithName("recurringjobs"),
 	}))
-	server.Register(webhook.PVCPath, webhook.Admission(&webhook.PVCLabeler{Reader: mgr.GetCache(), Config: configFile.Config}))
-	server.Register(webhook.VolumePath, webhook.Admission(&webhook.VolumeLabeler{Reader: mgr.GetCache()}))
-	server.Register(webhook.JobPath, webhook.Admission(&webhook.JobPlacer{Reader: mgr.GetCache(), Pods: pods, Config: configFile.Config}))
+	reader := lookup.Cache{Client: mgr.GetCache(), Pods: pods}
+	server.Register(webhook.PVCPath, webhook.Admission(&webhook.PVCLabeler{Reader: reader, Config: configFile.Config}))
+	server.Register(webhook.VolumePath, webhook.Admission(&webhook.VolumeLabeler{Reader: reader}))
+	server.Register(webhook.JobPath, webhook.Admission(&webhook.JobPlacer{Reader: reader, Config: configFile.Config}))
 
 	window := &controllers.WindowController{
 		Client:    mgr.GetClient(),

@@ -227,11 +227,11 @@ func decisionBenches(reader client.Reader, pods lookup.PodsByClaim, config func(
 	return []decisionBench{
 		{Name: "RecurringJobDecision", Handler: &webhook.RecurringJobValidator{Reader: reader, Config: config, Clock: clock.RealClock{}}, Request: requests["recurringjob"],
 			Check: func(r admission.Response) error { return wantAllowed(r, 0) }},
-		{Name: "PVCLabelDecision", Handler: &webhook.PVCLabeler{Reader: reader, Config: config}, Request: requests["pvc"],
+		{Name: "PVCLabelDecision", Handler: &webhook.PVCLabeler{Reader: lookup.Cache{Client: reader}, Config: config}, Request: requests["pvc"],
 			Check: func(r admission.Response) error { return wantAllowed(r, -1) }},
-		{Name: "VolumeLabelDecision", Handler: &webhook.VolumeLabeler{Reader: reader}, Request: requests["volume"],
+		{Name: "VolumeLabelDecision", Handler: &webhook.VolumeLabeler{Reader: lookup.Cache{Client: reader}}, Request: requests["volume"],
 			Check: func(r admission.Response) error { return wantAllowed(r, -1) }},
-		{Name: fmt.Sprintf("JobPlacement%dPVCs", claimsPerJob), Handler: &webhook.JobPlacer{Reader: reader, Pods: pods, Config: config}, Request: requests["job"],
+		{Name: fmt.Sprintf("JobPlacement%dPVCs", claimsPerJob), Handler: &webhook.JobPlacer{Reader: lookup.Cache{Client: reader, Pods: pods}, Config: config}, Request: requests["job"],
 			Check: func(r admission.Response) error { return wantAllowed(r, 2) }},
 	}, nil
 }

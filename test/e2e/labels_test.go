@@ -200,3 +200,43 @@ func withoutLastApplied(annotations map[string]string) map[string]string {
 	}
 	return out
 }
+
+// TestReleasedVolumeDoesNotTakeTheLabelsOfARecreatedPVC: a StatefulSet PVC deleted and created again
+// under the same name is a new PVC; the Volume of the old one (Released: lastPVCRefAt set, its PV
+// claimed by the old uid) keeps its own labels, while a Volume bound to the new PVC gets the new labels.
+func TestReleasedVolumeDoesNotTakeTheLabelsOfARecreatedPVC(t *testing.T) {
+	ctx := context.Background()
+	namespace := newNamespace(t, map[string]string{"backup": "daily"})
+	oldPVC := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-db-0", Namespace: namespace, UID: "0b6f3a57-8c1e-4d2a-9f3b-2c8d1e4f5a6b"}}
+	released := map[string]string{"recurring-job.longhorn.io/by-hand": "enabled"}
+	releasedVolume, err := createStaticVolume(ctx, "released-"+namespace, oldPVC, released, "2026-11-20T10:00:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-db-0", Namespace: namespace}, Spec: pvcSpec("longhorn")}
+	if err := kube.Create(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(dailyLabels, pvc.Labels); diff != "" {
+		t.Fatalf("new PVC labels (-want +got):\n%s", diff)
+	}
+	boundVolume, err := createStaticVolume(ctx, "bound-"+namespace, pvc, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventuallyLabels(t, "the sync to label the Volume bound to the new PVC", map[string]string{jobLabel: "enabled", groupLabel: "enabled"},
+		func() map[string]string { return volumeLabels(t, boundVolume.Name) })
+
+	// The Volume webhook answers an update of the Released Volume at once: it must not add the labels.
+	releasedVolume.Labels["touched"] = "yes"
+	if err := kube.Update(ctx, releasedVolume); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"recurring-job.longhorn.io/by-hand": "enabled", "touched": "yes"}
+	if diff := cmp.Diff(want, releasedVolume.Labels); diff != "" {
+		t.Errorf("Released Volume labels after an update (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, volumeLabels(t, releasedVolume.Name)); diff != "" {
+		t.Errorf("Released Volume labels after the sync labelled its sibling (-want +got):\n%s", diff)
+	}
+}

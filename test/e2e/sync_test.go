@@ -37,6 +37,34 @@ func volumeLabels(t *testing.T, name string) map[string]string {
 	return volume.Labels
 }
 
+// createStaticVolume makes a Longhorn Volume with labels and its PV (Longhorn's CSI driver, the Volume
+// as its handle) claimed by pvc, and gives the Volume the status.kubernetesStatus Longhorn writes for a
+// bound volume; with lastPVCRefAt set, the status of a Released one.
+func createStaticVolume(ctx context.Context, name string, pvc *corev1.PersistentVolumeClaim, labels map[string]string, lastPVCRefAt string) (*longhorn.Volume, error) {
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: mustQuantity("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: longhorn.CSIDriver, VolumeHandle: name}},
+			ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
+		},
+	}
+	if err := kube.Create(ctx, pv); err != nil {
+		return nil, err
+	}
+	volume := newVolume(name, labels)
+	if err := kube.Create(ctx, volume); err != nil {
+		return nil, err
+	}
+	pvStatus := "Bound"
+	if lastPVCRefAt != "" {
+		pvStatus = "Released"
+	}
+	volume.Status.KubernetesStatus = longhorn.KubernetesStatus{PVName: name, PVStatus: pvStatus, Namespace: pvc.Namespace, PVCName: pvc.Name, LastPVCRefAt: lastPVCRefAt}
+	return volume, kube.Status().Update(ctx, volume)
+}
+
 func eventuallyLabels(t *testing.T, what string, want map[string]string, get func() map[string]string) {
 	t.Helper()
 	eventually(t, what, func() (bool, string) {
@@ -64,17 +92,12 @@ func TestSyncLabelsWhatWasCreatedWhileServeWasDown(t *testing.T) {
 		restartBackupguard(t)
 		t.Fatal(err)
 	}
-	staticVolume := newVolume("static-volume-"+namespace, nil)
 	if err := kube.Create(ctx, newVolume(volumeName, nil)); err != nil {
 		restartBackupguard(t)
 		t.Fatal(err)
 	}
-	if err := kube.Create(ctx, staticVolume); err != nil {
-		restartBackupguard(t)
-		t.Fatal(err)
-	}
-	staticVolume.Status.KubernetesStatus = longhorn.KubernetesStatus{Namespace: namespace, PVCName: "static", PVName: staticVolume.Name}
-	if err := kube.Status().Update(ctx, staticVolume); err != nil {
+	staticVolume, err := createStaticVolume(ctx, "static-volume-"+namespace, staticPVC, nil, "")
+	if err != nil {
 		restartBackupguard(t)
 		t.Fatal(err)
 	}
