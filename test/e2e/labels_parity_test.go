@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -147,5 +149,42 @@ func TestValidateShowsTheLabelsTheClusterGives(t *testing.T) {
 				t.Errorf("warnings (-validate +cluster):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestValidateTextShowsLabelChangesAsKeys runs the real binary's text report on two PVCs: one a rule
+// labels, one whose managed label no rule wants any more. Label changes read as "+ key=value" and
+// "- key", not as JSON Pointers.
+func TestValidateTextShowsLabelChangesAsKeys(t *testing.T) {
+	input := "apiVersion: v1\nkind: Namespace\nmetadata: {name: daily, labels: {backup: daily}}\n---\n" +
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: quiet}\n---\n" +
+		"apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: longhorn}\nprovisioner: driver.longhorn.io\n---\n" +
+		pvcYAML("daily", "data", "longhorn", nil, nil) + "---\n" +
+		pvcYAML("quiet", "data", "longhorn", map[string]string{"recurring-job.longhorn.io/old": "enabled"},
+			map[string]string{managedKey: "recurring-job.longhorn.io/old"})
+	command := exec.Command(binary, "validate", "--config", configPath, "-")
+	command.Stdin = strings.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	command.Stdout, command.Stderr = &stdout, &stderr
+	if err := command.Run(); err != nil {
+		t.Fatalf("backupguard validate: %v\n%s", err, stderr.String())
+	}
+	want := `PersistentVolumeClaim daily/data (stdin#4): allowed, with changes
+  labels:
+    + recurring-job-group.longhorn.io/default=enabled
+    + recurring-job-group.longhorn.io/e2e-critical=enabled
+    + recurring-job.longhorn.io/e2e-daily=enabled
+    + recurring-job.longhorn.io/source=enabled
+  annotations:
+    + backupguard.io/managed-labels=` + dailyManaged + `
+PersistentVolumeClaim quiet/data (stdin#5): allowed, with changes
+  labels:
+    - recurring-job.longhorn.io/old
+  annotations:
+    - backupguard.io/managed-labels
+2 checked, 0 denied, 2 mutated, 3 skipped
+`
+	if diff := cmp.Diff(want, stdout.String()); diff != "" {
+		t.Errorf("validate text (-want +got):\n%s", diff)
 	}
 }
