@@ -1406,7 +1406,8 @@ func BenchmarkDecidePVCLabels(b *testing.B) {
 		KnownJobs:    sets.New("job-00", "job-01", "job-02"), KnownGroups: sets.New("group-00", "group-02"),
 	}
 	decision := DecidePVCLabels(pvc, env, rules)
-	if want := 3 + 2 + 1 + 2; len(decision.Labels) != want {
+	// 3 jobs, 2 groups, the source label, Longhorn's default group kept, and the PVC's own 2.
+	if want := 3 + 2 + 1 + 1 + 2; len(decision.Labels) != want {
 		b.Fatalf("the PVC ends with %d labels, want %d: %v", len(decision.Labels), want, decision.Labels)
 	}
 	b.ReportAllocs()
