@@ -15,7 +15,8 @@ import (
 
 // PVCEnvironment gathers what the label decision for a PVC in namespace needs: its Namespace, its
 // StorageClass (the default one when the PVC names none and is not bound yet, as Kubernetes would fill
-// in), the CSI driver of its PV, and which of the jobs and groups the rules name exist.
+// in), the CSI driver of its PV, its Longhorn Volume, and which of the jobs and groups the rules name
+// exist.
 func PVCEnvironment(ctx context.Context, reader Reader, namespace string, pvc *corev1.PersistentVolumeClaim, config *policies.Config) (policies.PVCEnvironment, error) {
 	env := policies.PVCEnvironment{Namespace: namespace, Offline: reader.Offline()}
 	ns, err := reader.Namespace(ctx, namespace)
@@ -45,6 +46,9 @@ func PVCEnvironment(ctx context.Context, reader Reader, namespace string, pvc *c
 		if pv != nil && pv.Spec.CSI != nil {
 			env.BoundPVDriver = pv.Spec.CSI.Driver
 		}
+	}
+	if env.Volume, _, err = VolumeOfPVC(ctx, reader, pvc, config); err != nil {
+		return env, err
 	}
 	jobs, groups := config.LabelRules().NamedJobsAndGroups()
 	env.KnownJobs, env.KnownGroups, err = reader.RecurringJobsProviding(ctx, config.Longhorn.Namespace, jobs, groups)

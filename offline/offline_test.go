@@ -568,7 +568,8 @@ func TestWriteText(t *testing.T) {
 	}{
 		"without a zone, run times are in UTC only": {
 			want: common + `RecurringJob longhorn-system/labelled (jobs.yaml#2): allowed, with changes
-  patch: add /metadata/labels/backupguard.io~1checked "true"
+  labels:
+    + backupguard.io/checked=true
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
   spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
@@ -580,7 +581,8 @@ RecurringJob (no name) (jobs.yaml#4 items[0]): denied
 		"UTC as the zone adds nothing": {
 			zone: time.UTC,
 			want: common + `RecurringJob longhorn-system/labelled (jobs.yaml#2): allowed, with changes
-  patch: add /metadata/labels/backupguard.io~1checked "true"
+  labels:
+    + backupguard.io/checked=true
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
   spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
@@ -593,7 +595,8 @@ RecurringJob (no name) (jobs.yaml#4 items[0]): denied
 			zone: berlin,
 			want: common + `  next runs in Europe/Berlin: Sun 2026-11-22 03:00 CET, Mon 2026-11-23 03:00 CET, Tue 2026-11-24 03:00 CET
 RecurringJob longhorn-system/labelled (jobs.yaml#2): allowed, with changes
-  patch: add /metadata/labels/backupguard.io~1checked "true"
+  labels:
+    + backupguard.io/checked=true
 RecurringJob (no name) (jobs.yaml#4 items[0]): denied
   metadata.name: Required value: a lower-case name such as "daily-backup"
   spec.retain: Invalid value: 101: must be at most 100 (the Longhorn setting recurring-job-max-retention)
@@ -699,5 +702,57 @@ func TestParseDocumentsRefusesAKeyGivenTwice(t *testing.T) {
 	want := "twice.yaml#1: not valid YAML: yaml: unmarshal errors:\n  line 5: key \"name\" already set in map"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
+	}
+}
+
+func TestWriteTextShowsLabelChangesAsKeys(t *testing.T) {
+	report := offline.Report{
+		Results: []offline.Result{
+			{
+				Source: "pvcs.yaml#1", Kind: "PersistentVolumeClaim", Namespace: "shop", Name: "new", Allowed: true,
+				Patch: []jsonpatch.Operation{
+					{Operation: "add", Path: "/metadata/labels", Value: map[string]any{"recurring-job.longhorn.io/source": "enabled", "recurring-job.longhorn.io/daily": "enabled"}},
+					{Operation: "add", Path: "/metadata/annotations", Value: map[string]any{"backupguard.io/managed-labels": "recurring-job.longhorn.io/daily,recurring-job.longhorn.io/source"}},
+				},
+			},
+			{
+				Source: "pvcs.yaml#2", Kind: "PersistentVolumeClaim", Namespace: "shop", Name: "old", Allowed: true,
+				Patch: []jsonpatch.Operation{
+					{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1daily", Value: "enabled"},
+					{Operation: "remove", Path: "/metadata/labels/recurring-job.longhorn.io~1weekly"},
+					{Operation: "replace", Path: "/metadata/labels/recurring-job-group.longhorn.io~1gold", Value: "enabled"},
+					{Operation: "replace", Path: "/metadata/annotations/backupguard.io~1managed-labels", Value: "recurring-job.longhorn.io/daily"},
+				},
+			},
+			{
+				Source: "jobs.yaml#1", Kind: "Job", Namespace: "shop", Name: "backup", Allowed: true,
+				Patch: []jsonpatch.Operation{{Operation: "add", Path: "/spec/template/spec/nodeSelector", Value: map[string]any{"kubernetes.io/hostname": "n1"}}},
+			},
+		},
+		Summary: offline.Summary{Checked: 3, Mutated: 3},
+	}
+	want := `PersistentVolumeClaim shop/new (pvcs.yaml#1): allowed, with changes
+  labels:
+    + recurring-job.longhorn.io/daily=enabled
+    + recurring-job.longhorn.io/source=enabled
+  annotations:
+    + backupguard.io/managed-labels=recurring-job.longhorn.io/daily,recurring-job.longhorn.io/source
+PersistentVolumeClaim shop/old (pvcs.yaml#2): allowed, with changes
+  labels:
+    + recurring-job.longhorn.io/daily=enabled
+    - recurring-job.longhorn.io/weekly
+    + recurring-job-group.longhorn.io/gold=enabled
+  annotations:
+    + backupguard.io/managed-labels=recurring-job.longhorn.io/daily
+Job shop/backup (jobs.yaml#1): allowed, with changes
+  patch: add /spec/template/spec/nodeSelector {"kubernetes.io/hostname":"n1"}
+3 checked, 0 denied, 3 mutated, 0 skipped
+`
+	var out bytes.Buffer
+	if err := report.WriteText(&out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("text (-want +got):\n%s", diff)
 	}
 }

@@ -82,10 +82,11 @@ spec: {storageClassName: fast, accessModes: [ReadWriteOnce], resources: {request
 			Warnings:   []string{`rule "db" names group "databases", but no RecurringJob is in that group: nothing will run for it`},
 			Patch: []jsonpatch.Operation{
 				{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1databases", Value: "enabled"},
+				{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1default", Value: "enabled"},
 				{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1nightly", Value: "enabled"},
 				{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1source", Value: "enabled"},
 				{Operation: "add", Path: "/metadata/annotations", Value: map[string]string{
-					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/databases,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
+					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/databases,recurring-job-group.longhorn.io/default,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
 				}},
 			},
 		},

@@ -20,6 +20,11 @@ type LabelsConfig struct {
 	// Provisioners limits labelling to PVCs whose StorageClass has one of these provisioners (or whose
 	// static PV uses one of these CSI drivers). Default: [driver.longhorn.io].
 	Provisioners []string `json:"provisioners,omitempty"`
+	// KeepDefaultGroup keeps a volume in Longhorn's default group when a rule adds labels to it while it
+	// is there (it has no recurring labels of its own): recurring-job-group.longhorn.io/default is
+	// added and managed like the rule's labels. Without it, any label takes the volume out of the group,
+	// and the jobs of the default group stop running for it. Default: true.
+	KeepDefaultGroup *bool `json:"keepDefaultGroup,omitempty"`
 	// Rules are applied together: a PVC gets the jobs and groups of every rule that matches it.
 	Rules []LabelRule `json:"rules,omitempty"`
 }
@@ -53,7 +58,9 @@ type LabelRules struct {
 	rules        []compiledRule
 	// usesNamespaceLabels tells whether any rule needs the PVC's Namespace object.
 	usesNamespaceLabels bool
-	// namedJobs and namedGroups are what the rules name, each once, sorted.
+	keepDefaultGroup    bool
+	// namedJobs and namedGroups are what the rules name, each once, sorted, plus the default group
+	// when it is not kept (for the warning about taking volumes out of it).
 	namedJobs, namedGroups []string
 }
 
@@ -80,7 +87,7 @@ func CompileLabelRules(config LabelsConfig, path *field.Path) (*LabelRules, fiel
 	if len(provisioners) == 0 {
 		provisioners = []string{longhorn.CSIDriver}
 	}
-	compiled := &LabelRules{provisioners: sets.New(provisioners...)}
+	compiled := &LabelRules{provisioners: sets.New(provisioners...), keepDefaultGroup: config.KeepDefaultGroup == nil || *config.KeepDefaultGroup}
 	seenNames := map[string]bool{}
 	for i, rule := range config.Rules {
 		rulePath := path.Child("rules").Index(i)
@@ -140,12 +147,16 @@ func CompileLabelRules(config LabelsConfig, path *field.Path) (*LabelRules, fiel
 		jobs.Insert(rule.jobs...)
 		groups.Insert(rule.groups...)
 	}
+	if !compiled.keepDefaultGroup && len(compiled.rules) > 0 {
+		groups.Insert(longhorn.DefaultGroup)
+	}
 	compiled.namedJobs, compiled.namedGroups = sets.List(jobs), sets.List(groups)
 	return compiled, errs
 }
 
-// NamedJobsAndGroups are the recurring jobs and groups the rules name, each once, sorted: the ones
-// whose existence the PVC webhook checks. They are worked out once, when the config compiles.
+// NamedJobsAndGroups are the recurring jobs and groups whose existence the PVC label decision reads:
+// those the rules name, and the default group when it is not kept, each once, sorted. They are worked
+// out once, when the config compiles.
 func (r *LabelRules) NamedJobsAndGroups() (jobs, groups []string) {
 	return r.namedJobs, r.namedGroups
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/backupguard/backupguard/longhorn"
 )
@@ -110,7 +111,7 @@ func TestParseConfigLabels(t *testing.T) {
 				},
 			}},
 			wantRules: func(t *testing.T) *LabelRules {
-				return &LabelRules{
+				return &LabelRules{keepDefaultGroup: true,
 					provisioners:        sets.New(longhorn.CSIDriver),
 					usesNamespaceLabels: true,
 					rules: []compiledRule{
@@ -141,7 +142,7 @@ func TestParseConfigLabels(t *testing.T) {
 			rules: "  - {name: all, groups: [default]}\n",
 			want:  LabelsConfig{Rules: []LabelRule{{Name: "all", Groups: []string{"default"}}}},
 			wantRules: func(*testing.T) *LabelRules {
-				return &LabelRules{
+				return &LabelRules{keepDefaultGroup: true,
 					provisioners: sets.New(longhorn.CSIDriver),
 					rules:        []compiledRule{{name: "all", groups: []string{"default"}}},
 				}
@@ -171,7 +172,7 @@ func TestParseConfigLabels(t *testing.T) {
 			rules: "  - {name: db, jobs: [" + strings.Repeat("a", 40) + "]}\n",
 			want:  LabelsConfig{Rules: []LabelRule{{Name: "db", Jobs: []string{strings.Repeat("a", 40)}}}},
 			wantRules: func(*testing.T) *LabelRules {
-				return &LabelRules{
+				return &LabelRules{keepDefaultGroup: true,
 					provisioners: sets.New(longhorn.CSIDriver),
 					rules:        []compiledRule{{name: "db", jobs: []string{strings.Repeat("a", 40)}}},
 				}
@@ -290,15 +291,19 @@ func TestCompileLabelRules(t *testing.T) {
 		wantErrs field.ErrorList
 	}{
 		"no configuration gives no rules and Longhorn's provisioner": {
-			want: &LabelRules{provisioners: sets.New(longhorn.CSIDriver)},
+			want: &LabelRules{keepDefaultGroup: true, provisioners: sets.New(longhorn.CSIDriver)},
 		},
 		"configured provisioners replace the default": {
 			config: LabelsConfig{Provisioners: []string{"rancher.io/local-path", "example.com/csi"}},
-			want:   &LabelRules{provisioners: sets.New("rancher.io/local-path", "example.com/csi")},
+			want:   &LabelRules{keepDefaultGroup: true, provisioners: sets.New("rancher.io/local-path", "example.com/csi")},
+		},
+		"keepDefaultGroup false is kept": {
+			config: LabelsConfig{KeepDefaultGroup: ptr.To(false)},
+			want:   &LabelRules{keepDefaultGroup: false, provisioners: sets.New(longhorn.CSIDriver)},
 		},
 		"the rule's lists are copied, not shared with the config": {
 			config: LabelsConfig{Rules: []LabelRule{{Name: "db", Jobs: []string{"daily"}, Groups: []string{"gold"}}}},
-			want: &LabelRules{provisioners: sets.New(longhorn.CSIDriver), rules: []compiledRule{
+			want: &LabelRules{keepDefaultGroup: true, provisioners: sets.New(longhorn.CSIDriver), rules: []compiledRule{
 				{name: "db", jobs: []string{"daily"}, groups: []string{"gold"}},
 			}},
 		},
@@ -342,16 +347,35 @@ func TestCompileLabelRules(t *testing.T) {
 }
 
 func TestNamedJobsAndGroups(t *testing.T) {
-	rules, errs := CompileLabelRules(LabelsConfig{Rules: []LabelRule{
+	rules := []LabelRule{
 		{Name: "db", Jobs: []string{"weekly", "daily"}, Groups: []string{"gold"}},
 		{Name: "web", Jobs: []string{"daily"}, Groups: []string{"silver", "gold"}},
-	}}, field.NewPath("labels"))
-	if len(errs) > 0 {
-		t.Fatal(errs)
 	}
-	jobs, groups := rules.NamedJobsAndGroups()
-	if diff := cmp.Diff([][]string{{"daily", "weekly"}, {"gold", "silver"}}, [][]string{jobs, groups}); diff != "" {
-		t.Errorf("named jobs and groups (-want +got):\n%s", diff)
+	cases := map[string]struct {
+		config LabelsConfig
+		want   [][]string
+	}{
+		"the rules' jobs and groups, each once, sorted": {
+			config: LabelsConfig{Rules: rules},
+			want:   [][]string{{"daily", "weekly"}, {"gold", "silver"}},
+		},
+		"without keepDefaultGroup the default group too, for the warning about leaving it": {
+			config: LabelsConfig{Rules: rules, KeepDefaultGroup: ptr.To(false)},
+			want:   [][]string{{"daily", "weekly"}, {"default", "gold", "silver"}},
+		},
+		"without rules nothing, whatever keepDefaultGroup says": {
+			config: LabelsConfig{KeepDefaultGroup: ptr.To(false)},
+			want:   [][]string{{}, {}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			compiled := compileRules(t, tc.config)
+			jobs, groups := compiled.NamedJobsAndGroups()
+			if diff := cmp.Diff(tc.want, [][]string{jobs, groups}); diff != "" {
+				t.Errorf("named jobs and groups (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -412,7 +436,8 @@ func TestProvisioners(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			rules := compileRules(t, LabelsConfig{Provisioners: tc.provisioners, Rules: []LabelRule{everyPVC}})
+			// The default group is TestDecidePVCLabelsKeepsTheDefaultGroup's subject.
+			rules := compileRules(t, LabelsConfig{Provisioners: tc.provisioners, Rules: []LabelRule{everyPVC}, KeepDefaultGroup: ptr.To(false)})
 			// Offline cases have no StorageClass: the PVC names "longhorn", which is not in the input.
 			className := "longhorn"
 			if tc.class != nil {

@@ -1,9 +1,11 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -36,6 +38,8 @@ type PVCEnvironment struct {
 	NamespaceFound  bool
 	// StorageClass is the PVC's StorageClass, nil when the PVC names none or it is not found.
 	StorageClass *storagev1.StorageClass
+	// Volume is the Longhorn Volume bound to the PVC, nil when there is none yet or it is not known.
+	Volume *longhorn.Volume
 	// BoundPVDriver is the CSI driver of the PV a statically bound PVC names, "" when unknown.
 	BoundPVDriver string
 	// Offline says that a missing StorageClass or Namespace is missing from the input only, not from a
@@ -64,6 +68,12 @@ type LabelDecision struct {
 // would keep the removed jobs for good. A recurring label whose value is not "enabled" (which Longhorn
 // silently ignores) is corrected with a warning, unless the value says "off", which is left as written
 // with a warning that it has no effect.
+//
+// Once the PVC is a source, Longhorn makes the Volume's recurring labels exactly the PVC's, so when
+// backupguard makes it one, the PVC first takes the Volume's own recurring labels (those it has, or,
+// before it exists, those the StorageClass's recurringJobSelector will give it), not recorded as
+// managed, so that they are never removed. A volume in Longhorn's default group keeps it
+// (labels.keepDefaultGroup), or a warning says that the rule takes it out of a group that has jobs.
 func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rules *LabelRules) LabelDecision {
 	current := pvc.Labels
 	if pvc.Annotations[SkipAnnotation] == "true" {
@@ -98,6 +108,15 @@ func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rule
 		}
 	}
 	managed := parseManagedLabels(pvc.Annotations[ManagedLabelsAnnotation])
+	own, inDefaultGroup, ownWarnings := labelsOfItsOwn(pvc, env, managed)
+	warnings = append(warnings, ownWarnings...)
+	if desired.Len() > 0 && inDefaultGroup {
+		if rules.keepDefaultGroup {
+			desired.Insert(defaultGroupLabel)
+		} else if env.KnownGroups.Has(longhorn.DefaultGroup) {
+			warnings = append(warnings, fmt.Sprintf("the labels of rule %s take this volume out of Longhorn's default group, whose RecurringJobs will no longer run for it: set labels.keepDefaultGroup: true, or name the jobs in a rule", quotedRuleNames(matched)))
+		}
+	}
 	if desired.Len() > 0 || (isLonghorn && managed.Has(longhorn.RecurringJobSourceLabel)) {
 		desired.Insert(longhorn.RecurringJobSourceLabel)
 	}
@@ -106,6 +125,14 @@ func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rule
 	result := maps.Clone(current)
 	if result == nil {
 		result = map[string]string{}
+	}
+	if desired.Has(longhorn.RecurringJobSourceLabel) && current[longhorn.RecurringJobSourceLabel] != longhorn.LabelEnabled {
+		// About to become a source: the Volume's own labels go on the PVC first, as a person's would.
+		for _, key := range sets.List(own) {
+			if _, present := result[key]; !present {
+				result[key] = longhorn.LabelEnabled
+			}
+		}
 	}
 	stillManaged := sets.New[string]()
 	for _, key := range sets.List(managed.Difference(desired)) {
@@ -154,6 +181,86 @@ func DecidePVCLabels(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, rule
 	}
 	patch := append(mapPatch("/metadata/labels", current, result), mapPatch("/metadata/annotations", pvc.Annotations, annotations)...)
 	return LabelDecision{Patch: patch, Labels: result, Warnings: warnings}
+}
+
+// defaultGroupLabel puts a Volume in Longhorn's default group.
+const defaultGroupLabel = longhorn.RecurringJobGroupLabelPrefix + longhorn.DefaultGroup
+
+// labelsOfItsOwn are the enabled recurring job and group labels the PVC's Volume has without
+// backupguard, and whether that leaves it in Longhorn's default group, which Longhorn gives a Volume
+// with no recurring label at all (datastore/longhorn.go labelRecurringJobDefault).
+//
+// Once the PVC is a source, the Volume's labels are the PVC's (controller/recurring_job_controller.go
+// syncRecurringJobLabelsToTargetResource): its own are those backupguard did not add. Before, they are
+// the Volume's, or, while it is being provisioned, those the StorageClass's recurringJobSelector will
+// give it (csi/util.go getVolumeOptions, manager/volume.go Create), and the PVC's unmanaged ones join
+// them once it becomes a source.
+func labelsOfItsOwn(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, managed sets.Set[string]) (own sets.Set[string], inDefaultGroup bool, warnings []string) {
+	enabledJobsAndGroups := func(labels map[string]string) sets.Set[string] {
+		found := sets.New[string]()
+		for key, value := range labels {
+			if longhorn.IsRecurringLabel(key) && key != longhorn.RecurringJobSourceLabel && value == longhorn.LabelEnabled && !managed.Has(key) {
+				found.Insert(key)
+			}
+		}
+		return found
+	}
+	own = enabledJobsAndGroups(pvc.Labels)
+	if pvc.Labels[longhorn.RecurringJobSourceLabel] != longhorn.LabelEnabled {
+		volumeOwn := sets.New[string]()
+		switch {
+		case env.Volume != nil:
+			volumeOwn = enabledJobsAndGroups(env.Volume.Labels)
+		case pvc.Spec.VolumeName == "" && env.StorageClass != nil:
+			selected, err := recurringJobSelectorLabels(env.StorageClass)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("StorageClass %q: %v", env.StorageClass.Name, err))
+			}
+			volumeOwn.Insert(selected...)
+		}
+		// The default group alone is Longhorn's doing, not a label of the Volume's own.
+		if !volumeOwn.Equal(sets.New(defaultGroupLabel)) {
+			own = own.Union(volumeOwn)
+		}
+	}
+	return own, own.Len() == 0 || own.Equal(sets.New(defaultGroupLabel)), warnings
+}
+
+// recurringJobSelectorParameter is the StorageClass parameter whose jobs and groups Longhorn labels a
+// new Volume with: JSON, [{"name":"snap-hourly","isGroup":false}].
+const recurringJobSelectorParameter = "recurringJobSelector"
+
+// recurringJobSelectorLabels are the labels a StorageClass's recurringJobSelector gives the Volumes
+// Longhorn creates for it.
+func recurringJobSelectorLabels(class *storagev1.StorageClass) ([]string, error) {
+	text, found := class.Parameters[recurringJobSelectorParameter]
+	if !found {
+		return nil, nil
+	}
+	var selector []struct {
+		Name    string `json:"name"`
+		IsGroup bool   `json:"isGroup"`
+	}
+	if err := json.Unmarshal([]byte(text), &selector); err != nil {
+		return nil, fmt.Errorf("parameter %s is not valid JSON (Longhorn will refuse to provision from it): %v", recurringJobSelectorParameter, err)
+	}
+	labels := make([]string, 0, len(selector))
+	for _, job := range selector {
+		prefix := longhorn.RecurringJobLabelPrefix
+		if job.IsGroup {
+			prefix = longhorn.RecurringJobGroupLabelPrefix
+		}
+		labels = append(labels, prefix+job.Name)
+	}
+	return labels, nil
+}
+
+func quotedRuleNames(rules []compiledRule) string {
+	names := make([]string, len(rules))
+	for i, rule := range rules {
+		names[i] = strconv.Quote(rule.name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // meansOff tells whether a label value says the person wants the job off.
@@ -300,11 +407,11 @@ func DecideVolumeLabels(volume *longhorn.Volume, pvc *corev1.PersistentVolumeCla
 			hasJobOrGroup = true
 		}
 	}
-	// Longhorn gives a Volume with no recurring label the default group; removing it would only start
-	// a tug of war with Longhorn.
-	defaultGroup := longhorn.RecurringJobGroupLabelPrefix + longhorn.DefaultGroup
-	if value, ok := current[defaultGroup]; ok && !hasJobOrGroup {
-		result[defaultGroup] = value
+	// Longhorn gives a Volume with no recurring label the default group (datastore/longhorn.go
+	// labelRecurringJobDefault, right after it mirrors the PVC); removing it would only start a tug of
+	// war with Longhorn.
+	if value, ok := current[defaultGroupLabel]; ok && !hasJobOrGroup {
+		result[defaultGroupLabel] = value
 	}
 	if len(result) == 0 && current == nil {
 		result = nil

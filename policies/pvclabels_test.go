@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/backupguard/backupguard/longhorn"
 )
@@ -91,7 +92,11 @@ func databasesRule() LabelRule {
 	return LabelRule{Name: "databases", Jobs: []string{"daily"}, Groups: []string{"critical"}}
 }
 
-func rulesConfig(rules ...LabelRule) LabelsConfig { return LabelsConfig{Rules: rules} }
+// rulesConfig is a config with rules and labels.keepDefaultGroup off: the tables that use it are about
+// matching and managing labels; TestDecidePVCLabelsKeepsTheDefaultGroup covers the default group.
+func rulesConfig(rules ...LabelRule) LabelsConfig {
+	return LabelsConfig{Rules: rules, KeepDefaultGroup: ptr.To(false)}
+}
 
 func addOp(path string, value any) jsonpatch.Operation {
 	return jsonpatch.Operation{Operation: "add", Path: path, Value: value}
@@ -106,12 +111,11 @@ func removeOp(path string) jsonpatch.Operation {
 }
 
 const (
-	dailyLabel        = "recurring-job.longhorn.io/daily"
-	weeklyLabel       = "recurring-job.longhorn.io/weekly"
-	sourceLabel       = "recurring-job.longhorn.io/source"
-	criticalLabel     = "recurring-job-group.longhorn.io/critical"
-	goldLabel         = "recurring-job-group.longhorn.io/gold"
-	defaultGroupLabel = "recurring-job-group.longhorn.io/default"
+	dailyLabel    = "recurring-job.longhorn.io/daily"
+	weeklyLabel   = "recurring-job.longhorn.io/weekly"
+	sourceLabel   = "recurring-job.longhorn.io/source"
+	criticalLabel = "recurring-job-group.longhorn.io/critical"
+	goldLabel     = "recurring-job-group.longhorn.io/gold"
 
 	dailyPath        = "/metadata/labels/recurring-job.longhorn.io~1daily"
 	weeklyPath       = "/metadata/labels/recurring-job.longhorn.io~1weekly"
@@ -380,7 +384,7 @@ func TestDecidePVCLabels(t *testing.T) {
 			},
 		},
 		"offline, the default StorageClass assumption names the configured provisioners, sorted": {
-			config: LabelsConfig{Provisioners: []string{"rancher.io/local-path", "driver.longhorn.io"}, Rules: []LabelRule{databasesRule()}},
+			config: LabelsConfig{Provisioners: []string{"rancher.io/local-path", "driver.longhorn.io"}, Rules: []LabelRule{databasesRule()}, KeepDefaultGroup: ptr.To(false)},
 			pvc:    makePVC("db", "data").Obj(),
 			env:    PVCEnvironment{Namespace: "db", NamespaceFound: true, Offline: true},
 			want: LabelDecision{
@@ -1412,7 +1416,8 @@ func BenchmarkDecidePVCLabels(b *testing.B) {
 		KnownJobs:    sets.New("job-00", "job-01", "job-02"), KnownGroups: sets.New("group-00", "group-02"),
 	}
 	decision := DecidePVCLabels(pvc, env, rules)
-	if want := 3 + 2 + 1 + 2; len(decision.Labels) != want {
+	// 3 jobs, 2 groups, the source label, Longhorn's default group kept, and the PVC's own 2.
+	if want := 3 + 2 + 1 + 1 + 2; len(decision.Labels) != want {
 		b.Fatalf("the PVC ends with %d labels, want %d: %v", len(decision.Labels), want, decision.Labels)
 	}
 	b.ReportAllocs()
@@ -1462,6 +1467,210 @@ func TestDefaultStorageClass(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("DefaultStorageClass = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecidePVCLabelsKeepsTheVolumesOwnLabels: once a PVC is a source, Longhorn makes its Volume's
+// recurring labels exactly the PVC's, so the labels the Volume has of its own, and Longhorn's default
+// group, must be on the PVC before backupguard makes it a source. Each decision, applied, is decided
+// again with the same facts and must then change nothing.
+func TestDecidePVCLabelsKeepsTheVolumesOwnLabels(t *testing.T) {
+	const (
+		volumeName  = "pvc-0b6f3a57-8c1e-4d2a-9f3b-2c8d1e4f5a6b"
+		hourlyLabel = "recurring-job.longhorn.io/snap-hourly"
+		byHandLabel = "recurring-job.longhorn.io/by-hand"
+	)
+	weeklyRule := LabelRule{Name: "weekly", Jobs: []string{"weekly"}}
+	keep := LabelsConfig{Rules: []LabelRule{weeklyRule}}
+	dropDefault := LabelsConfig{Rules: []LabelRule{weeklyRule}, KeepDefaultGroup: ptr.To(false)}
+	withSelector := func(selector string) PVCEnvironment {
+		env := longhornEnv("db")
+		env.StorageClass.Parameters = map[string]string{"recurringJobSelector": selector}
+		return env
+	}
+	withVolume := func(volume *longhorn.Volume) PVCEnvironment {
+		env := longhornEnv("db")
+		env.Volume = volume
+		return env
+	}
+	newPVC := func() *pvcBuilder { return makePVC("db", "data").StorageClass("longhorn") }
+	boundPVC := func() *pvcBuilder { return newPVC().VolumeName(volumeName) }
+	added := func(labels map[string]string, managed ...string) LabelDecision {
+		return LabelDecision{
+			Patch: []jsonpatch.Operation{
+				addOp("/metadata/labels", labels),
+				addOp("/metadata/annotations", map[string]string{ManagedLabelsAnnotation: strings.Join(managed, ",")}),
+			},
+			Labels: labels,
+		}
+	}
+	cases := map[string]struct {
+		config LabelsConfig
+		pvc    *corev1.PersistentVolumeClaim
+		env    PVCEnvironment
+		want   LabelDecision
+	}{
+		// Item 1: the Volume's own labels.
+		"a new PVC made a source takes the jobs and groups its StorageClass's recurringJobSelector gives the Volume, unmanaged": {
+			config: keep,
+			pvc:    newPVC().Obj(),
+			env:    withSelector(`[{"name":"snap-hourly","isGroup":false},{"name":"gold","isGroup":true}]`),
+			want: added(map[string]string{weeklyLabel: "enabled", hourlyLabel: "enabled", goldLabel: "enabled", sourceLabel: "enabled"},
+				sourceLabel, weeklyLabel),
+		},
+		"a PVC whose Volume has labels of its own takes its enabled job and group labels, unmanaged, when it becomes a source": {
+			config: keep,
+			pvc:    boundPVC().Obj(),
+			env: withVolume(makeVolume(volumeName).Label("longhornvolume", volumeName).Label(hourlyLabel, "enabled").
+				Label(goldLabel, "enabled").Label(dailyLabel, "disabled").Obj()),
+			want: added(map[string]string{weeklyLabel: "enabled", hourlyLabel: "enabled", goldLabel: "enabled", sourceLabel: "enabled"},
+				sourceLabel, weeklyLabel),
+		},
+		"a bound PVC takes the Volume's labels, not its StorageClass's": {
+			config: keep,
+			pvc:    boundPVC().Obj(),
+			env: func() PVCEnvironment {
+				env := withSelector(`[{"name":"gold","isGroup":true}]`)
+				env.Volume = makeVolume(volumeName).Label(hourlyLabel, "enabled").Obj()
+				return env
+			}(),
+			want: added(map[string]string{weeklyLabel: "enabled", hourlyLabel: "enabled", sourceLabel: "enabled"}, sourceLabel, weeklyLabel),
+		},
+		"a label the rule gives too stays the Volume's own: unmanaged": {
+			config: keep,
+			pvc:    boundPVC().Obj(),
+			env:    withVolume(makeVolume(volumeName).Label(weeklyLabel, "enabled").Obj()),
+			want:   added(map[string]string{weeklyLabel: "enabled", sourceLabel: "enabled"}, sourceLabel),
+		},
+		"once the PVC is a source, a label only its Volume has is not taken: Longhorn copies the PVC": {
+			config: keep,
+			pvc: boundPVC().Label(weeklyLabel, "enabled").Label(sourceLabel, "enabled").
+				Annotation(ManagedLabelsAnnotation, sourceLabel+","+weeklyLabel).Label(hourlyLabel, "enabled").Obj(),
+			env:  withVolume(makeVolume(volumeName).Label(weeklyLabel, "enabled").Label(hourlyLabel, "enabled").Label(byHandLabel, "enabled").Obj()),
+			want: LabelDecision{Labels: map[string]string{weeklyLabel: "enabled", hourlyLabel: "enabled", sourceLabel: "enabled"}},
+		},
+		"labels taken from the Volume are never removed: when no rule matches any more only the managed job goes": {
+			config: rulesConfig(LabelRule{Name: "weekly", Match: LabelMatch{Namespaces: []string{"web"}}, Jobs: []string{"weekly"}}),
+			pvc: boundPVC().Label(weeklyLabel, "enabled").Label(sourceLabel, "enabled").Label(hourlyLabel, "enabled").
+				Annotation(ManagedLabelsAnnotation, sourceLabel+","+weeklyLabel).Obj(),
+			env: withVolume(makeVolume(volumeName).Label(weeklyLabel, "enabled").Label(hourlyLabel, "enabled").Obj()),
+			want: LabelDecision{
+				Patch:  []jsonpatch.Operation{removeOp(weeklyPath), replaceOp(managedPath, sourceLabel)},
+				Labels: map[string]string{hourlyLabel: "enabled", sourceLabel: "enabled"},
+			},
+		},
+		"a recurringJobSelector that is not JSON takes nothing, with a warning": {
+			config: keep,
+			pvc:    newPVC().Obj(),
+			env:    withSelector(`snap-hourly`),
+			want: func() LabelDecision {
+				decision := added(map[string]string{weeklyLabel: "enabled", defaultGroupLabel: "enabled", sourceLabel: "enabled"},
+					defaultGroupLabel, sourceLabel, weeklyLabel)
+				decision.Warnings = []string{`StorageClass "longhorn": parameter recurringJobSelector is not valid JSON (Longhorn will refuse to provision from it): invalid character 's' looking for beginning of value`}
+				return decision
+			}(),
+		},
+		"a PVC no rule matches takes nothing from its Volume": {
+			config: LabelsConfig{},
+			pvc:    boundPVC().Obj(),
+			env:    withVolume(makeVolume(volumeName).Label(hourlyLabel, "enabled").Obj()),
+			want:   LabelDecision{},
+		},
+
+		// Item 2: Longhorn's default group.
+		"a Volume in the default group keeps it: the group is added and managed like the rule's labels": {
+			config: keep,
+			pvc:    boundPVC().Obj(),
+			env:    withVolume(makeVolume(volumeName).Label(defaultGroupLabel, "enabled").Obj()),
+			want: added(map[string]string{weeklyLabel: "enabled", defaultGroupLabel: "enabled", sourceLabel: "enabled"},
+				defaultGroupLabel, sourceLabel, weeklyLabel),
+		},
+		"a new PVC whose StorageClass selects nothing keeps the default group Longhorn will give its Volume": {
+			config: keep,
+			pvc:    newPVC().Obj(),
+			env:    longhornEnv("db"),
+			want: added(map[string]string{weeklyLabel: "enabled", defaultGroupLabel: "enabled", sourceLabel: "enabled"},
+				defaultGroupLabel, sourceLabel, weeklyLabel),
+		},
+		"when no rule matches any more the managed default group goes too: Longhorn gives it back to a Volume without labels": {
+			config: LabelsConfig{},
+			pvc: boundPVC().Label(weeklyLabel, "enabled").Label(defaultGroupLabel, "enabled").Label(sourceLabel, "enabled").
+				Annotation(ManagedLabelsAnnotation, defaultGroupLabel+","+sourceLabel+","+weeklyLabel).Obj(),
+			env: withVolume(makeVolume(volumeName).Label(weeklyLabel, "enabled").Label(defaultGroupLabel, "enabled").Obj()),
+			want: LabelDecision{
+				Patch:  []jsonpatch.Operation{removeOp(defaultGroupPath), removeOp(weeklyPath), replaceOp(managedPath, sourceLabel)},
+				Labels: map[string]string{sourceLabel: "enabled"},
+			},
+		},
+		"a Volume with labels of its own is not in the default group: nothing is added": {
+			config: keep,
+			pvc:    boundPVC().Obj(),
+			env:    withVolume(makeVolume(volumeName).Label(hourlyLabel, "enabled").Obj()),
+			want:   added(map[string]string{weeklyLabel: "enabled", hourlyLabel: "enabled", sourceLabel: "enabled"}, sourceLabel, weeklyLabel),
+		},
+		"a PVC with a recurring label of a person's is not in the default group once it is a source": {
+			config: keep,
+			pvc:    boundPVC().Label(byHandLabel, "enabled").Obj(),
+			env:    withVolume(makeVolume(volumeName).Label(defaultGroupLabel, "enabled").Obj()),
+			want: LabelDecision{
+				Patch: []jsonpatch.Operation{
+					addOp(sourcePath, "enabled"),
+					addOp(weeklyPath, "enabled"),
+					addOp("/metadata/annotations", map[string]string{ManagedLabelsAnnotation: sourceLabel + "," + weeklyLabel}),
+				},
+				Labels: map[string]string{byHandLabel: "enabled", weeklyLabel: "enabled", sourceLabel: "enabled"},
+			},
+		},
+		"a default group a person set on the PVC stays theirs": {
+			config: keep,
+			pvc:    newPVC().Label(defaultGroupLabel, "enabled").Obj(),
+			env:    longhornEnv("db"),
+			want: LabelDecision{
+				Patch: []jsonpatch.Operation{
+					addOp(sourcePath, "enabled"),
+					addOp(weeklyPath, "enabled"),
+					addOp("/metadata/annotations", map[string]string{ManagedLabelsAnnotation: sourceLabel + "," + weeklyLabel}),
+				},
+				Labels: map[string]string{defaultGroupLabel: "enabled", weeklyLabel: "enabled", sourceLabel: "enabled"},
+			},
+		},
+		"with keepDefaultGroup off, taking a volume out of a default group that has jobs is warned about": {
+			config: dropDefault,
+			pvc:    boundPVC().Obj(),
+			env: func() PVCEnvironment {
+				env := withVolume(makeVolume(volumeName).Label(defaultGroupLabel, "enabled").Obj())
+				env.KnownJobs, env.KnownGroups = sets.New("weekly"), sets.New("default")
+				return env
+			}(),
+			want: func() LabelDecision {
+				decision := added(map[string]string{weeklyLabel: "enabled", sourceLabel: "enabled"}, sourceLabel, weeklyLabel)
+				decision.Warnings = []string{`the labels of rule "weekly" take this volume out of Longhorn's default group, whose RecurringJobs will no longer run for it: set labels.keepDefaultGroup: true, or name the jobs in a rule`}
+				return decision
+			}(),
+		},
+		"with keepDefaultGroup off and no job in the default group there is no warning": {
+			config: dropDefault,
+			pvc:    boundPVC().Obj(),
+			env: func() PVCEnvironment {
+				env := withVolume(makeVolume(volumeName).Label(defaultGroupLabel, "enabled").Obj())
+				env.KnownJobs, env.KnownGroups = sets.New("weekly"), sets.New[string]()
+				return env
+			}(),
+			want: added(map[string]string{weeklyLabel: "enabled", sourceLabel: "enabled"}, sourceLabel, weeklyLabel),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			rules := compileRules(t, tc.config)
+			got := DecidePVCLabels(tc.pvc, tc.env, rules)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("DecidePVCLabels (-want +got):\n%s", diff)
+			}
+			again := DecidePVCLabels(applyMetadataPatch(t, tc.pvc, got.Patch), tc.env, rules)
+			if len(again.Patch) > 0 || !maps.Equal(got.Labels, again.Labels) {
+				t.Errorf("deciding again changes the labels: patch %v, labels %v", again.Patch, again.Labels)
 			}
 		})
 	}

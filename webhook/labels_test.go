@@ -12,15 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/backupguard/backupguard/longhorn"
 	"github.com/backupguard/backupguard/lookup"
+	"github.com/backupguard/backupguard/lookup/lookuptest"
 	"github.com/backupguard/backupguard/policies"
 	"github.com/backupguard/backupguard/webhook"
 )
@@ -37,16 +35,7 @@ labels:
 
 func labelClient(t *testing.T, funcs *interceptor.Funcs, objects ...client.Object) client.Client {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := longhorn.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	builder := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...).
-		WithIndex(&corev1.PersistentVolumeClaim{}, lookup.PVCByUID, func(o client.Object) []string { return []string{string(o.GetUID())} }).
-		WithIndex(&longhorn.RecurringJob{}, lookup.RecurringJobProvides, lookup.RecurringJobProvidesValues)
+	builder := lookuptest.FakeClientBuilder(t).WithObjects(objects...)
 	if funcs != nil {
 		builder = builder.WithInterceptorFuncs(*funcs)
 	}
@@ -91,15 +80,16 @@ func TestPVCLabelerHandle(t *testing.T) {
 		request string
 		want    admission.Response
 	}{
-		"a matching Longhorn PVC gets the exact label patch": {
+		"a matching Longhorn PVC gets the exact label patch, keeping the default group its Volume will have": {
 			objects: []client.Object{shop, longhornClass, nightly},
 			request: pvcRequest,
 			want: patchedResponse(nil,
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1critical", Value: "enabled"},
+				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1default", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1nightly", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1source", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/annotations", Value: map[string]string{
-					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/critical,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
+					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/critical,recurring-job-group.longhorn.io/default,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
 				}},
 			),
 		},
@@ -111,10 +101,11 @@ func TestPVCLabelerHandle(t *testing.T) {
 				`rule "shop" names group "critical", but no RecurringJob is in that group: nothing will run for it`,
 			},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1critical", Value: "enabled"},
+				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job-group.longhorn.io~1default", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1nightly", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/labels/recurring-job.longhorn.io~1source", Value: "enabled"},
 				jsonpatch.Operation{Operation: "add", Path: "/metadata/annotations", Value: map[string]string{
-					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/critical,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
+					"backupguard.io/managed-labels": "recurring-job-group.longhorn.io/critical,recurring-job-group.longhorn.io/default,recurring-job.longhorn.io/nightly,recurring-job.longhorn.io/source",
 				}},
 			),
 		},

@@ -49,6 +49,10 @@ labels:
         selector:
           matchLabels: {app: postgres}
       groups: [databases]
+    - name: weekly-for-hourly-snapshots
+      match:
+        storageClassNames: [e2e-snap-hourly]
+      jobs: [weekly]
 longhorn:
   namespace: longhorn-system
 `

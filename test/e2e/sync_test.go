@@ -86,8 +86,10 @@ func TestSyncLabelsWhatWasCreatedWhileServeWasDown(t *testing.T) {
 	}
 	pvc := getPVC(t, namespace, "early")
 	volumeName := "pvc-" + string(pvc.UID)
-	// A static Volume too, linked to its PVC only through status.kubernetesStatus.
+	// A static Volume too, not named after its PVC: linked through its PV (bound to the PVC: the PVC
+	// names it, it claims the PVC) and status.kubernetesStatus.
 	staticPVC := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "static", Namespace: namespace}, Spec: pvcSpec("longhorn")}
+	staticPVC.Spec.VolumeName = "static-volume-" + namespace
 	if err := kube.Create(ctx, staticPVC); err != nil {
 		restartBackupguard(t)
 		t.Fatal(err)
@@ -107,24 +109,15 @@ func TestSyncLabelsWhatWasCreatedWhileServeWasDown(t *testing.T) {
 	if diff := cmp.Diff(dailyManaged, getPVC(t, namespace, "early").Annotations[managedKey]); diff != "" {
 		t.Errorf("managed-labels annotation (-want +got):\n%s", diff)
 	}
-	volumeWant := map[string]string{jobLabel: "enabled", groupLabel: "enabled"}
-	eventuallyLabels(t, "the Volume to be labelled by the sync", volumeWant, func() map[string]string { return volumeLabels(t, volumeName) })
-	eventuallyLabels(t, "the static Volume to be labelled by the sync", volumeWant, func() map[string]string { return volumeLabels(t, staticVolume.Name) })
+	eventuallyLabels(t, "the Volume to be labelled by the sync", dailyVolumeLabels, func() map[string]string { return volumeLabels(t, volumeName) })
+	eventuallyLabels(t, "the static Volume to be labelled by the sync", dailyVolumeLabels, func() map[string]string { return volumeLabels(t, staticVolume.Name) })
 }
 
 // TestNamespaceLabelChangeRelabelsItsPVCs labels a namespace after its PVC exists.
 func TestNamespaceLabelChangeRelabelsItsPVCs(t *testing.T) {
-	ctx := context.Background()
 	namespace := newNamespace(t, nil)
 	assertKubectl(t, testCluster.RunKubectl(pvcYAML(namespace, "data", "longhorn", nil, nil), "create", "-f", "-", "-o", "jsonpath={.metadata.labels}"), cluster.KubectlResult{})
-	ns := &corev1.Namespace{}
-	if err := kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-		t.Fatal(err)
-	}
-	ns.Labels["backup"] = "daily"
-	if err := kube.Update(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	labelNamespace(t, namespace, "backup", "daily")
 	eventuallyLabels(t, "the PVC to follow its namespace's labels", dailyLabels, func() map[string]string { return getPVC(t, namespace, "data").Labels })
 }
 
@@ -196,7 +189,7 @@ func TestServerSideApplyShowsNoDrift(t *testing.T) {
 		t.Errorf("backupguard changed whether the second apply writes: baseline %v, with backupguard %v", baseline, guarded)
 	}
 	pvc := getPVC(t, namespace, "ssa-"+strings.ToLower(t.Name()[len(t.Name())-5:]))
-	want := map[string]string{"app": "web", jobLabel: "enabled", groupLabel: "enabled", sourceLabel: "enabled"}
+	want := map[string]string{"app": "web", jobLabel: "enabled", groupLabel: "enabled", defaultGroup: "enabled", sourceLabel: "enabled"}
 	if diff := cmp.Diff(want, pvc.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
