@@ -164,8 +164,8 @@ func TestSyncDecidesAgainAfterAnotherWriterGotInFirst(t *testing.T) {
 		wantLabels map[string]string
 	}{
 		"a PVC": {
-			reconcile:  func(s *LabelSync) reconcile.Func { return s.ReconcilePVC },
-			object:     &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "db", Name: "data"}},
+			reconcile: func(s *LabelSync) reconcile.Func { return s.ReconcilePVC },
+			object:    &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "db", Name: "data"}},
 			// The Volume had no recurring labels, so it was in Longhorn's default group and stays in it
 			// (labels.keepDefaultGroup).
 			wantLabels: map[string]string{"other-1": "x", dailyLabel: "enabled", sourceLabel: "enabled", "recurring-job-group.longhorn.io/default": "enabled"},
