@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/backupguard/backupguard/controllers"
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 	"github.com/backupguard/backupguard/test/cluster"
 )
@@ -268,8 +270,29 @@ func (c *staleFirstRead) Get(ctx context.Context, key client.ObjectKey, object c
 	return c.reads.Get(ctx, key, object, opts...)
 }
 
+// List reads the API server's current state. The API server knows no field index of serve's cache, so
+// a RecurringJob list by lookup.RecurringJobProvides is answered by listing the namespace and keeping
+// what the index function gives that value, exactly as the cache's index would.
 func (c *staleFirstRead) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	return c.reads.List(ctx, list, opts...)
+	jobs, isJobs := list.(*longhorn.RecurringJobList)
+	options := (&client.ListOptions{}).ApplyOptions(opts)
+	if !isJobs || options.FieldSelector == nil {
+		return c.reads.List(ctx, list, opts...)
+	}
+	value, indexed := options.FieldSelector.RequiresExactMatch(lookup.RecurringJobProvides)
+	if !indexed {
+		return c.reads.List(ctx, list, opts...)
+	}
+	all := &longhorn.RecurringJobList{}
+	if err := c.reads.List(ctx, all, client.InNamespace(options.Namespace)); err != nil {
+		return err
+	}
+	for _, job := range all.Items {
+		if slices.Contains(lookup.RecurringJobProvidesValues(&job), value) {
+			jobs.Items = append(jobs.Items, job)
+		}
+	}
+	return nil
 }
 
 func (c *staleFirstRead) Patch(ctx context.Context, object client.Object, patch client.Patch, opts ...client.PatchOption) error {
@@ -365,14 +388,14 @@ longhorn:
 			object:     &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "bare", Namespace: namespace}},
 			reconcile:  func(s *controllers.LabelSync) reconcile.Func { return s.ReconcilePVC },
 			otherWrite: map[string]string{"team": "storage"},
-			want:       map[string]string{"team": "storage", jobLabel: "enabled", sourceLabel: "enabled"},
+			want:       map[string]string{"team": "storage", jobLabel: "enabled", sourceLabel: "enabled", defaultGroup: "enabled"},
 		},
 		{
 			name:       "a PVC whose job label a person set meanwhile, which the sync would have overwritten",
 			object:     &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "labelled", Namespace: namespace}},
 			reconcile:  func(s *controllers.LabelSync) reconcile.Func { return s.ReconcilePVC },
 			otherWrite: map[string]string{jobLabel: "disabled"},
-			want:       map[string]string{"app": "web", jobLabel: "disabled", sourceLabel: "enabled"},
+			want:       map[string]string{"app": "web", jobLabel: "disabled", sourceLabel: "enabled", defaultGroup: "enabled"},
 		},
 		{
 			name:       "a Volume without labels, whose labels the sync would have added as a whole map",
