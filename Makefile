@@ -9,7 +9,7 @@ ENSURE_TOOLS = bash test/tools/ensure.sh
 ENSURE_CERTMANAGER = bash test/tools/ensure-certmanager.sh
 ENSURE_FLUX = bash test/tools/ensure-flux.sh
 
-.PHONY: all build tools test lint unit demo bench clean
+.PHONY: all build tools test lint unit demo bench fuzz clean
 
 all: build
 
@@ -52,6 +52,18 @@ demo:
 bench:
 	@start=$$(date +%s); dir=$$($(ENSURE_TOOLS)); echo "tools: $$dir ($$(( $$(date +%s) - start ))s)"
 	BACKUPGUARD_TOOLS_DIR=$$($(ENSURE_TOOLS)) $(GO) run ./test/bench
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s); a crash is written under the package's
+## testdata/fuzz/ and becomes a regression case that `make test` runs from then on.
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./webhook:FuzzAdmissionReviews ./longhorn:FuzzDecodeRecurringJob ./longhorn:FuzzDecodeRecurringJobModes \
+	./policies:FuzzValidateCron ./policies:FuzzLabelPatches ./policies:FuzzParseConfig ./offline:FuzzValidateInput
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		package=$${target%%:*}; name=$${target##*:}; \
+		echo ">> $$name ($$package) for $(FUZZTIME)"; \
+		$(GO) test $$package -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 clean:
 	rm -rf bin
