@@ -275,4 +275,3 @@ func roundDuration(d time.Duration) string {
 	}
 	return d.Round(time.Minute).String()
 }
-
