@@ -59,8 +59,9 @@ const nextRunCount = 3
 
 // Check decides every document as the cluster would, with the configuration's stand-ins for cluster
 // state, at the instant now. Namespaces, StorageClasses, PersistentVolumes and RecurringJobs in the
-// input stand in for the cluster's when PVC labels are decided. Objects of kinds backupguard does not
-// check are skipped and counted.
+// input stand in for the cluster's when PVC labels are decided. An object of a kind Longhorn's group
+// does not have, or of a near miss of a kind backupguard checks, is denied; objects of other kinds
+// backupguard does not check are skipped and counted.
 func Check(documents []Document, config *policies.Config, now time.Time) Report {
 	report := Report{Results: []Result{}}
 	inventory := takeInventory(documents)
@@ -85,6 +86,14 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 				report.Summary.Skipped++
 			}
 		default:
+			if err := kindError(groupVersion.WithKind(kind).GroupKind()); err != nil {
+				namespace, name := objectIdentity(document.Object)
+				report.Results = append(report.Results, Result{
+					Source: document.Source, APIVersion: apiVersion, Kind: kind, Namespace: namespace, Name: name,
+					Violations: ViolationsFrom(field.ErrorList{err}), Warnings: []string{}, Patch: []jsonpatch.Operation{},
+				})
+				continue
+			}
 			report.Summary.Skipped++
 		}
 	}

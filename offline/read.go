@@ -43,43 +43,101 @@ func (e *InputError) Unwrap() error { return e.Err }
 // manifestExtensions are the files a directory walk reads.
 var manifestExtensions = []string{".yaml", ".yml", ".json"}
 
+// ReadOptions say which input a run leaves out.
+type ReadOptions struct {
+	// Exclude are glob patterns (filepath.Match) of files and directories to leave out. A pattern
+	// without a slash matches a file or directory name anywhere ("templates", "*.tpl.yaml"); one with a
+	// slash matches a path as given on the command line or any leading part of it ("charts/*/templates").
+	Exclude []string
+	// SkipUnparseable leaves out a file that is not YAML (a Helm template) instead of failing the run.
+	SkipUnparseable bool
+}
+
+// CheckPatterns says whether every exclude pattern is a valid glob.
+func (o ReadOptions) CheckPatterns() error {
+	for _, pattern := range o.Exclude {
+		if _, err := filepath.Match(pattern, ""); err != nil {
+			return fmt.Errorf("--exclude %q: %w", pattern, err)
+		}
+	}
+	return nil
+}
+
+// excludes says whether path is left out by a pattern.
+func (o ReadOptions) excludes(path string) bool {
+	elements := strings.Split(filepath.ToSlash(filepath.Clean(path)), "/")
+	for _, pattern := range o.Exclude {
+		pattern = filepath.ToSlash(filepath.Clean(pattern))
+		for i, element := range elements {
+			candidate := element
+			if strings.Contains(pattern, "/") {
+				candidate = strings.Join(elements[:i+1], "/")
+			}
+			if matched, _ := filepath.Match(pattern, candidate); matched {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ReadPaths reads every document of the given paths: files, directories (recursively, manifest files
 // only, in lexical order) and "-" for stdin.
 func ReadPaths(paths []string, stdin io.Reader) ([]Document, error) {
-	var documents []Document
+	documents, _, err := ReadPathsWith(paths, stdin, ReadOptions{})
+	return documents, err
+}
+
+// ReadPathsWith reads like ReadPaths, leaving out what options say. unparseable are the files left out
+// because they are not YAML, with the reason.
+func ReadPathsWith(paths []string, stdin io.Reader, options ReadOptions) (documents []Document, unparseable []*InputError, err error) {
+	parse := func(data []byte, source string) error {
+		docs, err := ParseDocuments(data, source)
+		var inputErr *InputError
+		switch {
+		case err == nil:
+			documents = append(documents, docs...)
+			return nil
+		case !errors.As(err, &inputErr) || source == "stdin":
+			return err
+		case options.SkipUnparseable:
+			unparseable = append(unparseable, inputErr)
+			return nil
+		}
+		return &InputError{Source: inputErr.Source, Err: fmt.Errorf("%w (a template? leave it out with --exclude, or skip such files with --skip-unparseable)", inputErr.Err)}
+	}
 	for _, path := range paths {
 		if path == "-" {
 			data, err := io.ReadAll(stdin)
 			if err != nil {
-				return nil, &InputError{Source: "stdin", Err: err}
+				return nil, nil, &InputError{Source: "stdin", Err: err}
 			}
-			docs, err := ParseDocuments(data, "stdin")
-			if err != nil {
-				return nil, err
+			if err := parse(data, "stdin"); err != nil {
+				return nil, nil, err
 			}
-			documents = append(documents, docs...)
 			continue
 		}
-		files, err := manifestFiles(path)
+		files, err := manifestFiles(path, options)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, file := range files {
 			data, err := os.ReadFile(file)
 			if err != nil {
-				return nil, &InputError{Source: file, Err: err}
+				return nil, nil, &InputError{Source: file, Err: err}
 			}
-			docs, err := ParseDocuments(data, file)
-			if err != nil {
-				return nil, err
+			if err := parse(data, file); err != nil {
+				return nil, nil, err
 			}
-			documents = append(documents, docs...)
 		}
 	}
-	return documents, nil
+	return documents, unparseable, nil
 }
 
-func manifestFiles(path string) ([]string, error) {
+func manifestFiles(path string, options ReadOptions) ([]string, error) {
+	if options.excludes(path) {
+		return nil, nil
+	}
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, &InputError{Source: path, Err: errors.Unwrap(err)}
@@ -91,6 +149,12 @@ func manifestFiles(path string) ([]string, error) {
 	err = filepath.WalkDir(path, func(file string, entry fs.DirEntry, err error) error {
 		if err != nil {
 			return &InputError{Source: file, Err: err}
+		}
+		if file != path && options.excludes(file) {
+			if entry.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if !entry.IsDir() && slices.Contains(manifestExtensions, strings.ToLower(filepath.Ext(file))) {
 			files = append(files, file)

@@ -44,6 +44,64 @@ metadata:
   name: settings
 `
 
+const undecodableJob = `apiVersion: batch/v1
+kind: Job
+metadata: {name: backup, namespace: shop, labels: {backupguard.io/backup-job: "true"}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: restic, image: restic}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: 5}}]
+`
+
+const podLabelledCronJob = `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: shop}
+spec:
+  schedule: "0 2 * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {backupguard.io/backup-job: "true"}}
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: restic, image: restic}]
+`
+
+const pinnedCronJob = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: shop, annotations: {backupguard.io/node: storage-1}}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: shop}
+spec:
+  schedule: "0 2 * * *"
+  jobTemplate:
+    metadata: {labels: {backupguard.io/backup-job: "true"}}
+    spec:
+      template:
+        spec:
+          nodeName: storage-2
+          restartPolicy: OnFailure
+          containers: [{name: restic, image: restic}]
+          volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`
+
+const helmTemplate = `{{- if .Values.backup.enabled }}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-backup
+{{- end }}
+`
+
+const helmTemplateError = "yaml: did not find expected node content"
+
+const nothingChecked = "backupguard validate: nothing checked: the input holds no RecurringJob, PersistentVolumeClaim or backup Job (a wrong path?); --allow-empty accepts that\n"
+
 const goodJobText = `RecurringJob longhorn-system/daily (DIR/good.yaml#1): allowed
   warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false
   next runs: Sun 2026-11-22 02:00 UTC, Mon 2026-11-23 02:00 UTC, Tue 2026-11-24 02:00 UTC
@@ -135,11 +193,87 @@ RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
 1 checked, 0 denied, 0 mutated, 0 skipped
 `,
 		},
-		"a directory with nothing to check exits 0": {
+		"a directory with nothing to check exits 2, so a wrong path fails CI": {
 			files:      map[string]string{"cm.yaml": configMap, "README.md": "# not read\n"},
 			args:       []string{"validate", "--now", now, "DIR"},
+			wantCode:   2,
+			wantStdout: "0 checked, 0 denied, 0 mutated, 1 skipped\n",
+			wantStderr: nothingChecked,
+		},
+		"an empty directory exits 2": {
+			args:       []string{"validate", "--now", now, "DIR"},
+			wantCode:   2,
+			wantStdout: "0 checked, 0 denied, 0 mutated, 0 skipped\n",
+			wantStderr: nothingChecked,
+		},
+		"--allow-empty accepts a run that checked nothing": {
+			files:      map[string]string{"cm.yaml": configMap},
+			args:       []string{"validate", "--allow-empty", "--now", now, "DIR"},
 			wantCode:   0,
 			wantStdout: "0 checked, 0 denied, 0 mutated, 1 skipped\n",
+		},
+		"a Job it cannot decode is denied at the field, with its file and document": {
+			files:    map[string]string{"job.yaml": configMap + "---\n" + undecodableJob},
+			args:     []string{"validate", "--now", now, "DIR/job.yaml"},
+			wantCode: 1,
+			wantStdout: `Job shop/backup (DIR/job.yaml#2): denied
+  spec.template.spec.volumes[0].persistentVolumeClaim.claimName: Invalid value: 5: must be a string
+1 checked, 1 denied, 0 mutated, 1 skipped
+`,
+		},
+		"a typo in a Longhorn kind is denied": {
+			files:    map[string]string{"jobs.yaml": strings.Replace(goodJob, "kind: RecurringJob", "kind: RecuringJob", 1)},
+			args:     []string{"validate", "--now", now, "DIR/jobs.yaml"},
+			wantCode: 1,
+			wantStdout: `RecuringJob longhorn-system/daily (DIR/jobs.yaml#1): denied
+  kind: Invalid value: "RecuringJob": longhorn.io has no such kind: did you mean "RecurringJob"?
+1 checked, 1 denied, 0 mutated, 0 skipped
+`,
+		},
+		"a backup CronJob labelled on its pod template gets a warning naming the fix": {
+			files:    map[string]string{"cronjob.yaml": podLabelledCronJob},
+			args:     []string{"validate", "--now", now, "DIR/cronjob.yaml"},
+			wantCode: 0,
+			wantStdout: `CronJob shop/nightly (DIR/cronjob.yaml#1): allowed
+  warning: the backup Job selector matches the pod template's labels (spec.jobTemplate.spec.template.metadata.labels), but backupguard selects the Jobs by theirs: move the label to spec.jobTemplate.metadata.labels, or its Jobs are not placed next to their volumes
+1 checked, 0 denied, 0 mutated, 0 skipped
+`,
+		},
+		"a CronJob's violations carry the CronJob's own paths": {
+			files:    map[string]string{"cronjob.yaml": pinnedCronJob},
+			args:     []string{"validate", "--now", now, "DIR/cronjob.yaml"},
+			wantCode: 1,
+			wantStdout: `PersistentVolumeClaim shop/data (DIR/cronjob.yaml#1): allowed
+  warning: no storageClassName and no default StorageClass in the input; assuming the cluster's default has one of the provisioners driver.longhorn.io
+CronJob shop/nightly (DIR/cronjob.yaml#2): denied
+  spec.jobTemplate.spec.template.spec.nodeName: Invalid value: "storage-2": pins the Job to another node, but PVC "data" is on node "storage-1" (its backupguard.io/node annotation says so)
+  warning: node "storage-1" is not known, so its taints could not be tolerated
+2 checked, 1 denied, 0 mutated, 0 skipped
+`,
+		},
+		"a Helm template stops the run naming the file": {
+			files:      map[string]string{"good.yaml": goodJob, "templates/job.yaml": helmTemplate},
+			args:       []string{"validate", "--now", now, "DIR"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: DIR/templates/job.yaml#1: not valid YAML: " + helmTemplateError + " (a template? leave it out with --exclude, or skip such files with --skip-unparseable)\n",
+		},
+		"--skip-unparseable skips a Helm template with a warning": {
+			files:      map[string]string{"good.yaml": goodJob, "templates/job.yaml": helmTemplate},
+			args:       []string{"validate", "--skip-unparseable", "--now", now, "DIR"},
+			wantCode:   0,
+			wantStdout: goodJobText,
+			wantStderr: "backupguard validate: warning: skipped DIR/templates/job.yaml#1: not valid YAML: " + helmTemplateError + " (--skip-unparseable)\n",
+		},
+		"--exclude leaves out paths, and is repeatable": {
+			files:      map[string]string{"good.yaml": goodJob, "templates/job.yaml": helmTemplate, "other/bad.yaml": deniedJob},
+			args:       []string{"validate", "--exclude", "templates", "--exclude", "DIR/other/*.yaml", "--now", now, "DIR"},
+			wantCode:   0,
+			wantStdout: goodJobText,
+		},
+		"a bad --exclude pattern exits 2": {
+			args:       []string{"validate", "--exclude", "[", "--now", now, "DIR"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: --exclude \"[\": syntax error in pattern\n",
 		},
 		"--config replaces the defaults": {
 			files: map[string]string{
@@ -199,16 +333,20 @@ RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
 			wantStderr: "backupguard validate: DIR/missing.yaml: no such file or directory\n",
 		},
 		"broken YAML exits 2 naming the file and the document": {
-			files:      map[string]string{"broken.yaml": goodJob + "---\n# a comment\n---\nkind: RecurringJob\nspec: {cron: \"0 2 * * *\"\n"},
-			args:       []string{"validate", "--now", now, "DIR/broken.yaml"},
-			wantCode:   2,
-			wantStderr: "backupguard validate: DIR/broken.yaml#3: not valid YAML: yaml: line 2: did not find expected ',' or '}'\n",
+			files:    map[string]string{"broken.yaml": goodJob + "---\n# a comment\n---\nkind: RecurringJob\nspec: {cron: \"0 2 * * *\"\n"},
+			args:     []string{"validate", "--now", now, "DIR/broken.yaml"},
+			wantCode: 2,
+			wantStderr: "backupguard validate: DIR/broken.yaml#3: not valid YAML: yaml: line 2: did not find expected ',' or '}'" +
+				" (a template? leave it out with --exclude, or skip such files with --skip-unparseable)\n",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			for file, content := range tc.files {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, file)), 0o755); err != nil {
+					t.Fatal(err)
+				}
 				if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -217,15 +355,14 @@ RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
 			for i, arg := range tc.args {
 				args[i] = strings.ReplaceAll(arg, "DIR", dir)
 			}
-			var stdout, stderr bytes.Buffer
-			code := run(args, strings.NewReader(tc.stdin), &stdout, &stderr)
+			stdout, stderr, code := runBinary(t, "", args, tc.stdin)
 			if code != tc.wantCode {
 				t.Errorf("exit code: got %d, want %d", code, tc.wantCode)
 			}
-			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStdout, "DIR", dir), stdout.String()); diff != "" {
+			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStdout, "DIR", dir), stdout); diff != "" {
 				t.Errorf("stdout (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStderr, "DIR", dir), stderr.String()); diff != "" {
+			if diff := cmp.Diff(strings.ReplaceAll(tc.wantStderr, "DIR", dir), stderr); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})
@@ -279,15 +416,14 @@ func TestRunCommands(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tc.args, strings.NewReader(""), &stdout, &stderr)
+			stdout, stderr, code := runBinary(t, "", tc.args, "")
 			if code != tc.wantCode {
 				t.Errorf("exit code: got %d, want %d", code, tc.wantCode)
 			}
-			if diff := cmp.Diff(tc.wantStdout, stdout.String()); diff != "" {
+			if diff := cmp.Diff(tc.wantStdout, stdout); diff != "" {
 				t.Errorf("stdout (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantStderr, stderr.String()); diff != "" {
+			if diff := cmp.Diff(tc.wantStderr, stderr); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})

@@ -15,9 +15,12 @@ const validateUsage = `Usage: backupguard validate [--config FILE] [-o text|json
 
 Checks Kubernetes manifests with the same rules the webhook applies in the cluster. PATH is a file, a
 directory (read recursively: *.yaml, *.yml, *.json) or - for stdin. Multi-document YAML and List kinds
-are unwrapped; kinds backupguard does not handle are skipped and counted.
+are unwrapped; kinds backupguard does not handle are skipped and counted. What it should check but
+cannot read (a field of the wrong type), a kind Longhorn does not have and a near miss of a kind it
+checks (Cronjob, RecuringJob) are denied, never skipped.
 
-Exit status: 0 when every object is allowed, 1 when any is denied, 2 on bad usage or unreadable input.
+Exit status: 0 when every object is allowed, 1 when any is denied, 2 on bad usage, unreadable input or
+when nothing was checked (unless --allow-empty).
 
 Flags:
 `
@@ -33,6 +36,10 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	output := flags.StringP("output", "o", "text", "output format: text, json, github (workflow annotations) or junit")
 	zoneName := flags.String("tz", "", "also show RecurringJob run times in this IANA time zone, e.g. Europe/Berlin")
 	at := flags.String("now", "", "decide as of this instant (RFC 3339) instead of the current time")
+	allowEmpty := flags.Bool("allow-empty", false, "exit 0 when the input holds nothing backupguard checks (by default that is exit 2: a wrong path must not pass CI)")
+	var readOptions offline.ReadOptions
+	flags.StringArrayVar(&readOptions.Exclude, "exclude", nil, "leave out files and directories matching this glob: a name anywhere (templates, *.tpl.yaml) or, with a slash, a path (charts/*/templates); repeatable")
+	flags.BoolVar(&readOptions.SkipUnparseable, "skip-unparseable", false, "skip a file that is not YAML (a Helm template) with a warning instead of exiting 2")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -69,9 +76,15 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	documents, err := offline.ReadPaths(flags.Args(), stdin)
+	if err := readOptions.CheckPatterns(); err != nil {
+		return usageError("%v", err)
+	}
+	documents, unparseable, err := offline.ReadPathsWith(flags.Args(), stdin, readOptions)
 	if err != nil {
 		return usageError("%v", err)
+	}
+	for _, skipped := range unparseable {
+		fmt.Fprintf(stderr, "backupguard validate: warning: skipped %s (--skip-unparseable)\n", skipped)
 	}
 	report := offline.Check(documents, config, now)
 	switch *output {
@@ -90,6 +103,9 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if report.Summary.Denied > 0 {
 		return exitDenied
+	}
+	if report.Summary.Checked == 0 && !*allowEmpty {
+		return usageError("nothing checked: the input holds no RecurringJob, PersistentVolumeClaim or backup Job (a wrong path?); --allow-empty accepts that")
 	}
 	return exitOK
 }
