@@ -20,6 +20,8 @@ type Violation struct {
 	Field   string `json:"field"`
 	Type    string `json:"type"`
 	Message string `json:"message"`
+	// Line is the line of the field in the object's file, for CI annotations.
+	Line int `json:"-"`
 }
 
 // Result is the verdict on one object.
@@ -97,13 +99,13 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 			report.Summary.Skipped++
 		}
 	}
-	for i := range report.Results {
-		report.Results[i].File, report.Results[i].Line = locate(documents, report.Results[i].Source)
-	}
 	for index, clash := range policies.RecurringJobNameClashes(recurringJobs) {
 		result := &report.Results[recurringJobResults[index]]
 		result.Violations = append(result.Violations, ViolationsFrom(field.ErrorList{clash})...)
 		result.Allowed = false
+	}
+	for i := range report.Results {
+		locate(&report.Results[i], documents)
 	}
 	for _, result := range report.Results {
 		report.Summary.Checked++
@@ -202,12 +204,17 @@ func (s Summary) String() string {
 	return fmt.Sprintf("%d checked, %d denied, %d mutated, %d skipped", s.Checked, s.Denied, s.Mutated, s.Skipped)
 }
 
-// locate finds the file and line of the document a result came from.
-func locate(documents []Document, source string) (string, int) {
+// locate gives a result the file and line of the document it came from, and each violation the line
+// of its field.
+func locate(result *Result, documents []Document) {
 	for _, document := range documents {
-		if document.Source == source {
-			return document.File, document.Line
+		if document.Source != result.Source {
+			continue
 		}
+		result.File, result.Line = document.File, document.Line
+		for i := range result.Violations {
+			result.Violations[i].Line = document.FieldLine(result.Violations[i].Field)
+		}
+		return
 	}
-	return "", 0
 }

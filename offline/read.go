@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	yamlnode "go.yaml.in/yaml/v3"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -25,10 +26,13 @@ type Document struct {
 	// Source says where the object came from: "file#N" for the N-th document of a file, with " items[i]"
 	// for an item of a List.
 	Source string
-	// File and Line locate the document's first line, for CI annotations.
+	// File and Line locate the document's first line (an item's own, in a List), for CI annotations.
 	File   string
 	Line   int
 	Object map[string]any
+	// Node is the object as a YAML node tree, with lines counted from the top of File, which locates
+	// its fields (FieldLine). Nil when unknown.
+	Node *yamlnode.Node
 }
 
 // InputError is unreadable or unparseable input; `validate` exits 2 on it.
@@ -200,13 +204,24 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 		if err != nil {
 			return nil, &InputError{Source: docSource, Err: fmt.Errorf("expected a Kubernetes object (a mapping): %w", err)}
 		}
-		unwrapped, err := unwrapList(object, docSource)
+		firstLine := 0
+		if number <= len(startLines) {
+			firstLine = startLines[number-1]
+		}
+		if bytes.HasPrefix(raw, []byte("---")) {
+			// The folded separator is the raw document's first line.
+			firstLine--
+		}
+		unwrapped, err := unwrapList(object, parseNode(raw, firstLine), docSource)
 		if err != nil {
 			return nil, err
 		}
 		for i := range unwrapped {
 			unwrapped[i].File = source
-			if number <= len(startLines) {
+			switch {
+			case unwrapped[i].Node != nil:
+				unwrapped[i].Line = unwrapped[i].Node.Line
+			case number <= len(startLines):
 				unwrapped[i].Line = startLines[number-1]
 			}
 		}
@@ -246,11 +261,11 @@ func isBlankDocument(raw []byte) bool {
 }
 
 // unwrapList returns the items of a List kind (v1 List or any *List with items), else the object itself.
-func unwrapList(object map[string]any, source string) ([]Document, error) {
+func unwrapList(object map[string]any, node *yamlnode.Node, source string) ([]Document, error) {
 	kind, _ := object["kind"].(string)
 	items, hasItems := object["items"]
 	if !strings.HasSuffix(kind, "List") || !hasItems {
-		return []Document{{Source: source, Object: object}}, nil
+		return []Document{{Source: source, Object: object, Node: node}}, nil
 	}
 	list, ok := items.([]any)
 	if !ok && items != nil {
@@ -263,7 +278,7 @@ func unwrapList(object map[string]any, source string) ([]Document, error) {
 		if !ok {
 			return nil, &InputError{Source: itemSource, Err: errors.New("expected a Kubernetes object (a mapping)")}
 		}
-		nested, err := unwrapList(itemObject, itemSource)
+		nested, err := unwrapList(itemObject, listItemNode(node, i), itemSource)
 		if err != nil {
 			return nil, err
 		}

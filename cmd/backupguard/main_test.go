@@ -183,6 +183,33 @@ RecurringJob longhorn-system/weekly (DIR/jobs.yaml#3): denied
 }
 `,
 		},
+		"-o github annotates the line of the field and a warning shared by a file once": {
+			files:    map[string]string{"jobs.yaml": goodJob + "---\n" + deniedJob},
+			args:     []string{"validate", "-o", "github", "--now", now, "DIR/jobs.yaml"},
+			wantCode: 1,
+			wantStdout: "::warning file=DIR/jobs.yaml,line=1,title=backupguard%3A 2 objects::detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false" +
+				" (2 objects in this file: RecurringJob longhorn-system/daily at line 1, RecurringJob longhorn-system/weekly at line 12)\n" +
+				"::error file=DIR/jobs.yaml,line=19,title=backupguard%3A RecurringJob longhorn-system/weekly::spec.cron: Invalid value: \"0 3 * * 7\": day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)\n" +
+				"2 checked, 1 denied, 0 mutated, 0 skipped\n",
+		},
+		"-o junit gives a denied object the line of its first violation": {
+			files:    map[string]string{"jobs.yaml": goodJob + "---\n" + deniedJob},
+			args:     []string{"validate", "-o", "junit", "--now", now, "DIR/jobs.yaml"},
+			wantCode: 1,
+			wantStdout: `<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="2" failures="1">
+  <testsuite name="backupguard validate" tests="2" failures="1">
+    <testcase name="RecurringJob longhorn-system/daily" classname="DIR/jobs.yaml#1" file="DIR/jobs.yaml" line="1">
+      <system-out>warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false</system-out>
+    </testcase>
+    <testcase name="RecurringJob longhorn-system/weekly" classname="DIR/jobs.yaml#2" file="DIR/jobs.yaml" line="19">
+      <failure message="1 violation(s)" type="denied">spec.cron: Invalid value: &#34;0 3 * * 7&#34;: day-of-week 7 is not accepted: use 0 for Sunday (0-6 is Sunday to Saturday)</failure>
+      <system-out>warning: detached volumes will be skipped: the Longhorn setting allow-recurring-job-while-volume-detached is false</system-out>
+    </testcase>
+  </testsuite>
+</testsuites>
+`,
+		},
 		"- reads stdin": {
 			args:     []string{"validate", "--now", now, "-"},
 			stdin:    goodJob,
