@@ -28,7 +28,7 @@ func backupguardBinary(t *testing.T) string {
 			return
 		}
 		builtBinary = filepath.Join(dir, "backupguard")
-		out, err := exec.Command("go", "build", "-o", builtBinary, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=false", "-o", builtBinary, ".").CombinedOutput()
 		if err != nil {
 			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
 		}

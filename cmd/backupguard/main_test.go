@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -300,7 +302,7 @@ CronJob shop/nightly (DIR/cronjob.yaml#2): denied
 		"a bad --exclude pattern exits 2": {
 			args:       []string{"validate", "--exclude", "[", "--now", now, "DIR"},
 			wantCode:   2,
-			wantStderr: "backupguard validate: --exclude \"[\": syntax error in pattern\n",
+			wantStderr: "backupguard validate: --exclude \"[\": syntax error in pattern\n\n" + usageOf(t, "validate"),
 		},
 		"--config replaces the defaults": {
 			files: map[string]string{
@@ -333,25 +335,25 @@ CronJob shop/nightly (DIR/cronjob.yaml#2): denied
 		"no PATH exits 2": {
 			args:       []string{"validate", "--now", now},
 			wantCode:   2,
-			wantStderr: "backupguard validate: no PATH given: name files, directories, or - for stdin\n",
+			wantStderr: "backupguard validate: no PATH given: name files, directories, or - for stdin\n\n" + usageOf(t, "validate"),
 		},
 		"-o yaml exits 2": {
 			files:      map[string]string{"good.yaml": goodJob},
 			args:       []string{"validate", "-o", "yaml", "--now", now, "DIR/good.yaml"},
 			wantCode:   2,
-			wantStderr: "backupguard validate: -o \"yaml\": must be text, json, github or junit\n",
+			wantStderr: "backupguard validate: -o \"yaml\": must be text, json, github or junit\n\n" + usageOf(t, "validate"),
 		},
 		"an unknown --tz exits 2": {
 			files:      map[string]string{"good.yaml": goodJob},
 			args:       []string{"validate", "--tz", "Mars/Olympus", "--now", now, "DIR/good.yaml"},
 			wantCode:   2,
-			wantStderr: "backupguard validate: --tz \"Mars/Olympus\": unknown time zone\n",
+			wantStderr: "backupguard validate: --tz \"Mars/Olympus\": unknown time zone\n\n" + usageOf(t, "validate"),
 		},
 		"a bad --now exits 2": {
 			files:      map[string]string{"good.yaml": goodJob},
 			args:       []string{"validate", "--now", "2026-11-21 12:00", "DIR/good.yaml"},
 			wantCode:   2,
-			wantStderr: "backupguard validate: --now \"2026-11-21 12:00\": not an RFC 3339 time such as 2026-11-21T12:00:00Z\n",
+			wantStderr: "backupguard validate: --now \"2026-11-21 12:00\": not an RFC 3339 time such as 2026-11-21T12:00:00Z\n\n" + usageOf(t, "validate"),
 		},
 		"a missing file exits 2 naming it": {
 			files:      map[string]string{"good.yaml": goodJob},
@@ -396,62 +398,170 @@ CronJob shop/nightly (DIR/cronjob.yaml#2): denied
 	}
 }
 
+// help is the golden --help output of a command ("validate", "window-status"; "root" for backupguard),
+// in testdata: review a change of it as a change of the command line.
+func help(t *testing.T, command string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "help-"+command+".txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// usageOf is the usage a command prints after a mistake: its help without the description.
+func usageOf(t *testing.T, command string) string {
+	t.Helper()
+	text := help(t, command)
+	return text[strings.Index(text, "Usage:\n"):]
+}
+
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, command := range []string{"", "validate", "serve", "window", "window status", "window open", "window close", "version"} {
+		golden := "root"
+		if command != "" {
+			golden = strings.ReplaceAll(command, " ", "-")
+		}
+		args := strings.Fields(command)
+		for _, form := range [][]string{append(slices.Clone(args), "--help"), append(slices.Clone(args), "-h"), append([]string{"help"}, args...)} {
+			t.Run(strings.Join(form, " "), func(t *testing.T) {
+				stdout, stderr, code := runBinary(t, "", form, "")
+				if code != 0 {
+					t.Errorf("exit code: got %d, want 0", code)
+				}
+				if diff := cmp.Diff(help(t, golden), stdout); diff != "" {
+					t.Errorf("stdout (-want +got):\n%s", diff)
+				}
+				if stderr != "" {
+					t.Errorf("stderr: got %q, want nothing", stderr)
+				}
+			})
+		}
+	}
+}
+
 func TestRunCommands(t *testing.T) {
 	cases := map[string]struct {
 		args       []string
+		env        []string
 		wantCode   int
 		wantStdout string
 		wantStderr string
 	}{
-		"no command prints the usage and exits 2": {
+		"no command prints the help on stderr and exits 2": {
 			wantCode:   2,
-			wantStderr: usage,
+			wantStderr: help(t, "root"),
 		},
-		"an unknown command exits 2": {
+		"an unknown command exits 2 with the usage": {
 			args:       []string{"frobnicate"},
 			wantCode:   2,
-			wantStderr: "backupguard: unknown command \"frobnicate\"\n\n" + usage,
+			wantStderr: "backupguard: unknown command \"frobnicate\" for \"backupguard\"\n\n" + usageOf(t, "root"),
 		},
-		"help prints the usage and exits 0": {
-			args:       []string{"help"},
-			wantStdout: usage,
+		"a mistyped flag of validate exits 2 with the usage": {
+			args:       []string{"validate", "--confg", "x.yaml", "manifests"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: unknown flag: --confg\n\n" + usageOf(t, "validate"),
+		},
+		"an unknown shorthand exits 2 with the usage": {
+			args:       []string{"validate", "-x"},
+			wantCode:   2,
+			wantStderr: "backupguard validate: unknown shorthand flag: 'x' in -x\n\n" + usageOf(t, "validate"),
+		},
+		"a duration without a unit exits 2 with the usage": {
+			args:       []string{"window", "open", "--for", "2"},
+			wantCode:   2,
+			wantStderr: "backupguard window open: invalid argument \"2\" for \"--for\" flag: time: missing unit in duration \"2\"\n\n" + usageOf(t, "window-open"),
+		},
+		"an unknown -o of window status exits 2 with the usage": {
+			args:       []string{"window", "status", "-o", "xml"},
+			wantCode:   2,
+			wantStderr: "backupguard window status: -o \"xml\": must be text, json or yaml\n\n" + usageOf(t, "window-status"),
 		},
 		"version prints the version": {
 			args:       []string{"version"},
 			wantStdout: "dev\n",
 		},
+		"--version prints the version": {
+			args:       []string{"--version"},
+			wantStdout: "dev\n",
+		},
+		"-v prints the version": {
+			args:       []string{"-v"},
+			wantStdout: "dev\n",
+		},
+		"completion writes a shell's script": {
+			args:       []string{"completion", "fish", "--no-descriptions"},
+			wantStdout: fishCompletionHead,
+		},
 		"serve without --config exits 2": {
 			args:       []string{"serve", "--cert-dir", "/nonexistent"},
 			wantCode:   2,
-			wantStderr: "backupguard serve: --config is required\n",
+			wantStderr: "backupguard serve: --config is required\n\n" + usageOf(t, "serve"),
 		},
 		"serve without --cert-dir exits 2": {
 			args:       []string{"serve", "--config", "/nonexistent/config.yaml"},
 			wantCode:   2,
-			wantStderr: "backupguard serve: --cert-dir is required\n",
+			wantStderr: "backupguard serve: --cert-dir is required\n\n" + usageOf(t, "serve"),
 		},
 		"serve with arguments exits 2": {
 			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "extra"},
 			wantCode:   2,
-			wantStderr: "backupguard serve: unexpected arguments [\"extra\"]\n",
+			wantStderr: "backupguard serve: unexpected arguments [\"extra\"]\n\n" + usageOf(t, "serve"),
 		},
 		"serve with an unknown log level exits 2": {
 			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "--log-level", "chatty"},
 			wantCode:   2,
-			wantStderr: "backupguard serve: --log-level \"chatty\": use debug, info or error\n",
+			wantStderr: "backupguard serve: --log-level \"chatty\": use debug, info or error\n\n" + usageOf(t, "serve"),
+		},
+		"window status without a cluster names the kubeconfig it looked for": {
+			args:       []string{"window", "status"},
+			env:        []string{"HOME=/nonexistent", "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="},
+			wantCode:   1,
+			wantStderr: "backupguard window status: no cluster to talk to: no kubeconfig in /nonexistent/.kube/config and not in a pod; set --kubeconfig or $KUBECONFIG\n",
+		},
+		"an unknown --context is named": {
+			args:       []string{"window", "status", "--kubeconfig", "testdata/kubeconfig.yaml", "--context", "prod"},
+			wantCode:   1,
+			wantStderr: "backupguard window status: --kubeconfig testdata/kubeconfig.yaml: context \"prod\" does not exist\n",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			stdout, stderr, code := runBinary(t, "", tc.args, "")
+			stdout, stderr, code := runBinary(t, "", tc.args, "", tc.env...)
 			if code != tc.wantCode {
 				t.Errorf("exit code: got %d, want %d", code, tc.wantCode)
+			}
+			if name == "completion writes a shell's script" {
+				stdout = stdout[:min(len(stdout), len(fishCompletionHead))]
 			}
 			if diff := cmp.Diff(tc.wantStdout, stdout); diff != "" {
 				t.Errorf("stdout (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantStderr, stderr); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fishCompletionHead is how cobra's fish completion script starts; the rest is cobra's.
+const fishCompletionHead = "# fish completion for backupguard"
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	cases := map[string]struct {
+		stamped string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		"go install ...@v0.2.0 records the module version": {info: &debug.BuildInfo{Main: debug.Module{Path: "github.com/backupguard/backupguard", Version: "v0.2.0"}}, want: "v0.2.0"},
+		"a build in a checkout is a devel build":           {info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, want: "dev"},
+		"no build info":                                    {want: "dev"},
+		"the Makefile's stamp wins":                        {stamped: "v0.2.0-3-gabcdef", info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, want: "v0.2.0-3-gabcdef"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := versionFrom(tc.stamped, tc.info); got != tc.want {
+				t.Errorf("versionFrom = %q, want %q", got, tc.want)
 			}
 		})
 	}
