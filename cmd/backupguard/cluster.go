@@ -31,6 +31,11 @@ func (c *clusterFlags) restConfig() (*rest.Config, error) {
 	config, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	switch {
 	case err == nil:
+		if config.QPS == 0 {
+			// As controller-runtime's GetConfig, which serve used before: no client-side rate limit,
+			// the API server's priority and fairness does that job.
+			config.QPS = -1
+		}
 		return config, nil
 	case c.kubeconfig != "":
 		return nil, fmt.Errorf("--kubeconfig %s: %w", c.kubeconfig, err)
