@@ -158,7 +158,7 @@ func (found inventory) Node(_ context.Context, name string) (*corev1.Node, error
 // Offline implements lookup.Reader: the input is only part of a cluster.
 func (inventory) Offline() bool { return true }
 
-// checkPVC shows the labels the PVC webhook would add. PVCs are never denied.
+// checkPVC shows the labels the PVC webhook would add. A PVC is denied only when it cannot be read.
 func checkPVC(document Document, config *policies.Config, found inventory) Result {
 	pvc := &corev1.PersistentVolumeClaim{}
 	result := Result{Source: document.Source, Violations: []Violation{}, Warnings: []string{}, Patch: []jsonpatch.Operation{}}
