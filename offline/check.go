@@ -20,6 +20,8 @@ type Violation struct {
 	Field   string `json:"field"`
 	Type    string `json:"type"`
 	Message string `json:"message"`
+	// Line is the line of the field in the object's file, for CI annotations.
+	Line int `json:"-"`
 }
 
 // Result is the verdict on one object.
@@ -59,8 +61,9 @@ const nextRunCount = 3
 
 // Check decides every document as the cluster would, with the configuration's stand-ins for cluster
 // state, at the instant now. Namespaces, StorageClasses, PersistentVolumes and RecurringJobs in the
-// input stand in for the cluster's when PVC labels are decided. Objects of kinds backupguard does not
-// check are skipped and counted.
+// input stand in for the cluster's when PVC labels are decided. An object of a kind Longhorn's group
+// does not have, or of a near miss of a kind backupguard checks, is denied; objects of other kinds
+// backupguard does not check are skipped and counted.
 func Check(documents []Document, config *policies.Config, now time.Time) Report {
 	report := Report{Results: []Result{}}
 	inventory := takeInventory(documents)
@@ -85,16 +88,24 @@ func Check(documents []Document, config *policies.Config, now time.Time) Report 
 				report.Summary.Skipped++
 			}
 		default:
+			if err := kindError(groupVersion.WithKind(kind).GroupKind()); err != nil {
+				namespace, name := objectIdentity(document.Object)
+				report.Results = append(report.Results, Result{
+					Source: document.Source, APIVersion: apiVersion, Kind: kind, Namespace: namespace, Name: name,
+					Violations: ViolationsFrom(field.ErrorList{err}), Warnings: []string{}, Patch: []jsonpatch.Operation{},
+				})
+				continue
+			}
 			report.Summary.Skipped++
 		}
-	}
-	for i := range report.Results {
-		report.Results[i].File, report.Results[i].Line = locate(documents, report.Results[i].Source)
 	}
 	for index, clash := range policies.RecurringJobNameClashes(recurringJobs) {
 		result := &report.Results[recurringJobResults[index]]
 		result.Violations = append(result.Violations, ViolationsFrom(field.ErrorList{clash})...)
 		result.Allowed = false
+	}
+	for i := range report.Results {
+		locate(&report.Results[i], documents)
 	}
 	for _, result := range report.Results {
 		report.Summary.Checked++
@@ -193,12 +204,17 @@ func (s Summary) String() string {
 	return fmt.Sprintf("%d checked, %d denied, %d mutated, %d skipped", s.Checked, s.Denied, s.Mutated, s.Skipped)
 }
 
-// locate finds the file and line of the document a result came from.
-func locate(documents []Document, source string) (string, int) {
+// locate gives a result the file and line of the document it came from, and each violation the line
+// of its field.
+func locate(result *Result, documents []Document) {
 	for _, document := range documents {
-		if document.Source == source {
-			return document.File, document.Line
+		if document.Source != result.Source {
+			continue
 		}
+		result.File, result.Line = document.File, document.Line
+		for i := range result.Violations {
+			result.Violations[i].Line = document.FieldLine(result.Violations[i].Field)
+		}
+		return
 	}
-	return "", 0
 }

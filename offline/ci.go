@@ -7,18 +7,45 @@ import (
 	"strings"
 )
 
-// WriteGitHub prints GitHub Actions workflow commands: an error annotation per violation and a warning
-// per warning, at the file and line of the object, so the pull request shows them on the diff.
+// WriteGitHub prints GitHub Actions workflow commands: an error annotation per violation at the line of
+// its field, and a warning annotation per distinct warning of a file at the first object that has it,
+// with how many objects of the file share it, so that a warning every job gets does not use up GitHub's
+// per-step annotation limit.
 func (r Report) WriteGitHub(w io.Writer) error {
+	type fileWarning struct{ file, text string }
+	sharing := map[fileWarning][]Result{}
+	for _, result := range r.Results {
+		for _, warning := range result.Warnings {
+			key := fileWarning{result.File, warning}
+			if n := len(sharing[key]); n == 0 || sharing[key][n-1].Source != result.Source {
+				sharing[key] = append(sharing[key], result)
+			}
+		}
+	}
+	reported := map[fileWarning]bool{}
 	for _, result := range r.Results {
 		title := fmt.Sprintf("backupguard: %s %s", result.Kind, result.objectName())
 		for _, violation := range result.Violations {
-			if _, err := fmt.Fprintf(w, "::error %s::%s\n", githubProperties(result, title), githubData(violation.Field+": "+violation.Message)); err != nil {
+			line := violation.Line
+			if line == 0 {
+				line = result.Line
+			}
+			if _, err := fmt.Fprintf(w, "::error %s::%s\n", githubProperties(result.File, line, title), githubData(violation.Field+": "+violation.Message)); err != nil {
 				return err
 			}
 		}
 		for _, warning := range result.Warnings {
-			if _, err := fmt.Fprintf(w, "::warning %s::%s\n", githubProperties(result, title), githubData(warning)); err != nil {
+			key := fileWarning{result.File, warning}
+			if reported[key] {
+				continue
+			}
+			reported[key] = true
+			text, warningTitle := warning, title
+			if objects := sharing[key]; len(objects) > 1 {
+				warningTitle = fmt.Sprintf("backupguard: %d objects", len(objects))
+				text += fmt.Sprintf(" (%d objects in this file: %s)", len(objects), listObjects(objects))
+			}
+			if _, err := fmt.Fprintf(w, "::warning %s::%s\n", githubProperties(result.File, result.Line, warningTitle), githubData(text)); err != nil {
 				return err
 			}
 		}
@@ -27,12 +54,31 @@ func (r Report) WriteGitHub(w io.Writer) error {
 	return err
 }
 
-func githubProperties(result Result, title string) string {
-	properties := []string{}
-	if result.File != "" && result.File != "stdin" {
-		properties = append(properties, "file="+githubProperty(result.File))
+// listedObjects is how many objects a shared warning names before it only counts the rest.
+const listedObjects = 5
+
+func listObjects(results []Result) string {
+	var names []string
+	for i, result := range results {
+		if i == listedObjects {
+			names = append(names, fmt.Sprintf("and %d more", len(results)-listedObjects))
+			break
+		}
+		name := result.Kind + " " + result.objectName()
 		if result.Line > 0 {
-			properties = append(properties, fmt.Sprintf("line=%d", result.Line))
+			name += fmt.Sprintf(" at line %d", result.Line)
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func githubProperties(file string, line int, title string) string {
+	properties := []string{}
+	if file != "" && file != "stdin" {
+		properties = append(properties, "file="+githubProperty(file))
+		if line > 0 {
+			properties = append(properties, fmt.Sprintf("line=%d", line))
 		}
 	}
 	properties = append(properties, "title="+githubProperty(title))
@@ -78,13 +124,16 @@ type junitFailure struct {
 }
 
 // WriteJUnit prints a JUnit XML report, which GitLab, Jenkins and most CI systems show natively: one
-// test case per object, failed when it is denied.
+// test case per object, failed when it is denied, at the line of its first violation's field.
 func (r Report) WriteJUnit(w io.Writer) error {
 	suite := junitSuite{Name: "backupguard validate"}
 	for _, result := range r.Results {
 		testCase := junitCase{Name: fmt.Sprintf("%s %s", result.Kind, result.objectName()), ClassName: result.Source}
 		if result.File != "stdin" {
 			testCase.File, testCase.Line = result.File, result.Line
+			if len(result.Violations) > 0 && result.Violations[0].Line > 0 {
+				testCase.Line = result.Violations[0].Line
+			}
 		}
 		if !result.Allowed {
 			var lines []string

@@ -98,12 +98,12 @@ spec:
 			Violations: []offline.Violation{},
 			Warnings:   []string{`PVC "elsewhere" is not in the input: where it is attached is checked in the cluster`},
 			Patch: []jsonpatch.Operation{
-				{Operation: "add", Path: "/spec/template/spec/affinity", Value: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				{Operation: "add", Path: "/spec/jobTemplate/spec/template/spec/affinity", Value: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 					RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
 						{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"storage-1"}},
 					}}}},
 				}}},
-				{Operation: "add", Path: "/spec/template/spec/tolerations", Value: []corev1.Toleration{
+				{Operation: "add", Path: "/spec/jobTemplate/spec/template/spec/tolerations", Value: []corev1.Toleration{
 					{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "storage", Effect: corev1.TaintEffectNoSchedule},
 				}},
 			},

@@ -178,11 +178,13 @@ func TestReadPaths(t *testing.T) {
 	writeFile(t, single, recurringJob("single", dailySpec))
 
 	cases := map[string]struct {
-		paths     []string
-		stdin     string
-		want      []offline.Document
-		wantErr   string
-		errSource string
+		paths           []string
+		stdin           string
+		options         offline.ReadOptions
+		want            []offline.Document
+		wantUnparseable []string
+		wantErr         string
+		errSource       string
 	}{
 		"a directory is read recursively in lexical order, manifest files only": {
 			paths: []string{dir},
@@ -196,9 +198,24 @@ func TestReadPaths(t *testing.T) {
 			},
 		},
 		"a file named on its own is read whatever its extension, and its error stops the run": {
-			paths:     []string{filepath.Join(dir, "b", "notes.txt"), "-"},
-			wantErr:   filepath.Join(dir, "b", "notes.txt") + "#1: not valid YAML: yaml: line 1: did not find expected ',' or ']'",
+			paths: []string{filepath.Join(dir, "b", "notes.txt"), "-"},
+			wantErr: filepath.Join(dir, "b", "notes.txt") + "#1: not valid YAML: yaml: line 1: did not find expected ',' or ']'" +
+				" (a template? leave it out with --exclude, or skip such files with --skip-unparseable)",
 			errSource: filepath.Join(dir, "b", "notes.txt") + "#1",
+		},
+		"--skip-unparseable leaves out a file that is not YAML and says so": {
+			paths:           []string{filepath.Join(dir, "b", "notes.txt"), single},
+			options:         offline.ReadOptions{SkipUnparseable: true},
+			want:            []offline.Document{{Source: single + "#1", Object: dailyObject("single")}},
+			wantUnparseable: []string{filepath.Join(dir, "b", "notes.txt") + "#1: not valid YAML: yaml: line 1: did not find expected ',' or ']'"},
+		},
+		"--exclude leaves out directories and files by name, and paths by their leading part": {
+			paths:   []string{dir, filepath.Join(dir, "b", "notes.txt")},
+			options: offline.ReadOptions{Exclude: []string{"deeper", "*.json", filepath.Join(dir, "b", "*.txt"), filepath.Join(dir, "a.yaml")}},
+			want: []offline.Document{
+				{Source: filepath.Join(dir, "E.YAML") + "#1", Object: dailyObject("e")},
+				{Source: filepath.Join(dir, "b", "c.yml") + "#1", Object: dailyObject("c")},
+			},
 		},
 		"files and stdin are read in the order given": {
 			paths: []string{"-", single},
@@ -223,10 +240,17 @@ func TestReadPaths(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := offline.ReadPaths(tc.paths, strings.NewReader(tc.stdin))
+			got, unparseable, err := offline.ReadPathsWith(tc.paths, strings.NewReader(tc.stdin), tc.options)
 			checkInputError(t, err, tc.wantErr, tc.errSource)
 			if diff := cmp.Diff(tc.want, got, ignoreLocation); diff != "" {
 				t.Errorf("documents (-want +got):\n%s", diff)
+			}
+			var unparseableText []string
+			for _, err := range unparseable {
+				unparseableText = append(unparseableText, err.Error())
+			}
+			if diff := cmp.Diff(tc.wantUnparseable, unparseableText); diff != "" {
+				t.Errorf("unparseable (-want +got):\n%s", diff)
 			}
 		})
 	}

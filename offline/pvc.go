@@ -2,7 +2,6 @@ package offline
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 
@@ -11,8 +10,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/validation/field"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/backupguard/backupguard/longhorn"
 	"github.com/backupguard/backupguard/lookup"
@@ -161,14 +158,15 @@ func (found inventory) Node(_ context.Context, name string) (*corev1.Node, error
 // Offline implements lookup.Reader: the input is only part of a cluster.
 func (inventory) Offline() bool { return true }
 
-// checkPVC shows the labels the PVC webhook would add. PVCs are never denied.
+// checkPVC shows the labels the PVC webhook would add. A PVC is denied only when it cannot be read.
 func checkPVC(document Document, config *policies.Config, found inventory) Result {
 	pvc := &corev1.PersistentVolumeClaim{}
 	result := Result{Source: document.Source, Violations: []Violation{}, Warnings: []string{}, Patch: []jsonpatch.Operation{}}
 	result.APIVersion, _ = document.Object["apiVersion"].(string)
 	result.Kind, _ = document.Object["kind"].(string)
-	if err := decodeInto(document.Object, pvc); err != nil {
-		result.Violations = []Violation{{Type: string(field.ErrorTypeTypeInvalid), Message: "not a valid PersistentVolumeClaim: " + err.Error()}}
+	if errs := decodeChecked(document.Object, pvc); len(errs) > 0 {
+		result.Namespace, result.Name = objectIdentity(document.Object)
+		result.Violations = ViolationsFrom(errs)
 		return result
 	}
 	result.Namespace, result.Name, result.Allowed = pvc.Namespace, pvc.Name, true
@@ -185,13 +183,4 @@ func checkPVC(document Document, config *policies.Config, found inventory) Resul
 		result.Patch = decision.Patch
 	}
 	return result
-}
-
-// decodeInto converts a decoded manifest into a typed object, with field names matched exactly.
-func decodeInto(object map[string]any, into any) error {
-	data, err := json.Marshal(object)
-	if err != nil {
-		return err
-	}
-	return sigsjson.UnmarshalCaseSensitivePreserveInts(data, into)
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	yamlnode "go.yaml.in/yaml/v3"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -25,10 +26,13 @@ type Document struct {
 	// Source says where the object came from: "file#N" for the N-th document of a file, with " items[i]"
 	// for an item of a List.
 	Source string
-	// File and Line locate the document's first line, for CI annotations.
+	// File and Line locate the document's first line (an item's own, in a List), for CI annotations.
 	File   string
 	Line   int
 	Object map[string]any
+	// Node is the object as a YAML node tree, with lines counted from the top of File, which locates
+	// its fields (FieldLine). Nil when unknown.
+	Node *yamlnode.Node
 }
 
 // InputError is unreadable or unparseable input; `validate` exits 2 on it.
@@ -43,43 +47,101 @@ func (e *InputError) Unwrap() error { return e.Err }
 // manifestExtensions are the files a directory walk reads.
 var manifestExtensions = []string{".yaml", ".yml", ".json"}
 
+// ReadOptions say which input a run leaves out.
+type ReadOptions struct {
+	// Exclude are glob patterns (filepath.Match) of files and directories to leave out. A pattern
+	// without a slash matches a file or directory name anywhere ("templates", "*.tpl.yaml"); one with a
+	// slash matches a path as given on the command line or any leading part of it ("charts/*/templates").
+	Exclude []string
+	// SkipUnparseable leaves out a file that is not YAML (a Helm template) instead of failing the run.
+	SkipUnparseable bool
+}
+
+// CheckPatterns says whether every exclude pattern is a valid glob.
+func (o ReadOptions) CheckPatterns() error {
+	for _, pattern := range o.Exclude {
+		if _, err := filepath.Match(pattern, ""); err != nil {
+			return fmt.Errorf("--exclude %q: %w", pattern, err)
+		}
+	}
+	return nil
+}
+
+// excludes says whether path is left out by a pattern.
+func (o ReadOptions) excludes(path string) bool {
+	elements := strings.Split(filepath.ToSlash(filepath.Clean(path)), "/")
+	for _, pattern := range o.Exclude {
+		pattern = filepath.ToSlash(filepath.Clean(pattern))
+		for i, element := range elements {
+			candidate := element
+			if strings.Contains(pattern, "/") {
+				candidate = strings.Join(elements[:i+1], "/")
+			}
+			if matched, _ := filepath.Match(pattern, candidate); matched {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ReadPaths reads every document of the given paths: files, directories (recursively, manifest files
 // only, in lexical order) and "-" for stdin.
 func ReadPaths(paths []string, stdin io.Reader) ([]Document, error) {
-	var documents []Document
+	documents, _, err := ReadPathsWith(paths, stdin, ReadOptions{})
+	return documents, err
+}
+
+// ReadPathsWith reads like ReadPaths, leaving out what options say. unparseable are the files left out
+// because they are not YAML, with the reason.
+func ReadPathsWith(paths []string, stdin io.Reader, options ReadOptions) (documents []Document, unparseable []*InputError, err error) {
+	parse := func(data []byte, source string) error {
+		docs, err := ParseDocuments(data, source)
+		var inputErr *InputError
+		switch {
+		case err == nil:
+			documents = append(documents, docs...)
+			return nil
+		case !errors.As(err, &inputErr) || source == "stdin":
+			return err
+		case options.SkipUnparseable:
+			unparseable = append(unparseable, inputErr)
+			return nil
+		}
+		return &InputError{Source: inputErr.Source, Err: fmt.Errorf("%w (a template? leave it out with --exclude, or skip such files with --skip-unparseable)", inputErr.Err)}
+	}
 	for _, path := range paths {
 		if path == "-" {
 			data, err := io.ReadAll(stdin)
 			if err != nil {
-				return nil, &InputError{Source: "stdin", Err: err}
+				return nil, nil, &InputError{Source: "stdin", Err: err}
 			}
-			docs, err := ParseDocuments(data, "stdin")
-			if err != nil {
-				return nil, err
+			if err := parse(data, "stdin"); err != nil {
+				return nil, nil, err
 			}
-			documents = append(documents, docs...)
 			continue
 		}
-		files, err := manifestFiles(path)
+		files, err := manifestFiles(path, options)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, file := range files {
 			data, err := os.ReadFile(file)
 			if err != nil {
-				return nil, &InputError{Source: file, Err: err}
+				return nil, nil, &InputError{Source: file, Err: err}
 			}
-			docs, err := ParseDocuments(data, file)
-			if err != nil {
-				return nil, err
+			if err := parse(data, file); err != nil {
+				return nil, nil, err
 			}
-			documents = append(documents, docs...)
 		}
 	}
-	return documents, nil
+	return documents, unparseable, nil
 }
 
-func manifestFiles(path string) ([]string, error) {
+func manifestFiles(path string, options ReadOptions) ([]string, error) {
+	if options.excludes(path) {
+		return nil, nil
+	}
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, &InputError{Source: path, Err: errors.Unwrap(err)}
@@ -91,6 +153,12 @@ func manifestFiles(path string) ([]string, error) {
 	err = filepath.WalkDir(path, func(file string, entry fs.DirEntry, err error) error {
 		if err != nil {
 			return &InputError{Source: file, Err: err}
+		}
+		if file != path && options.excludes(file) {
+			if entry.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if !entry.IsDir() && slices.Contains(manifestExtensions, strings.ToLower(filepath.Ext(file))) {
 			files = append(files, file)
@@ -136,13 +204,24 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 		if err != nil {
 			return nil, &InputError{Source: docSource, Err: fmt.Errorf("expected a Kubernetes object (a mapping): %w", err)}
 		}
-		unwrapped, err := unwrapList(object, docSource)
+		firstLine := 0
+		if number <= len(startLines) {
+			firstLine = startLines[number-1]
+		}
+		if bytes.HasPrefix(raw, []byte("---")) {
+			// The folded separator is the raw document's first line.
+			firstLine--
+		}
+		unwrapped, err := unwrapList(object, parseNode(raw, firstLine), docSource)
 		if err != nil {
 			return nil, err
 		}
 		for i := range unwrapped {
 			unwrapped[i].File = source
-			if number <= len(startLines) {
+			switch {
+			case unwrapped[i].Node != nil:
+				unwrapped[i].Line = unwrapped[i].Node.Line
+			case number <= len(startLines):
 				unwrapped[i].Line = startLines[number-1]
 			}
 		}
@@ -182,11 +261,11 @@ func isBlankDocument(raw []byte) bool {
 }
 
 // unwrapList returns the items of a List kind (v1 List or any *List with items), else the object itself.
-func unwrapList(object map[string]any, source string) ([]Document, error) {
+func unwrapList(object map[string]any, node *yamlnode.Node, source string) ([]Document, error) {
 	kind, _ := object["kind"].(string)
 	items, hasItems := object["items"]
 	if !strings.HasSuffix(kind, "List") || !hasItems {
-		return []Document{{Source: source, Object: object}}, nil
+		return []Document{{Source: source, Object: object, Node: node}}, nil
 	}
 	list, ok := items.([]any)
 	if !ok && items != nil {
@@ -199,7 +278,7 @@ func unwrapList(object map[string]any, source string) ([]Document, error) {
 		if !ok {
 			return nil, &InputError{Source: itemSource, Err: errors.New("expected a Kubernetes object (a mapping)")}
 		}
-		nested, err := unwrapList(itemObject, itemSource)
+		nested, err := unwrapList(itemObject, listItemNode(node, i), itemSource)
 		if err != nil {
 			return nil, err
 		}

@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -36,21 +34,12 @@ import (
 	"github.com/backupguard/backupguard/webhook"
 )
 
-const serveUsage = `Usage: backupguard serve --config FILE --cert-dir DIR [flags]
-
-Runs the admission webhook over HTTPS, with /metrics, /healthz and /readyz on their own ports. The config
-file is reloaded when it changes; a file that does not parse is refused (log line, Event on the pod when
-POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.
-
-Flags:
-`
-
 type serveOptions struct {
 	configPath         string
 	configPollInterval time.Duration
 	certDir            string
 	certPollInterval   time.Duration
-	kubeconfig         string
+	cluster            clusterFlags
 	webhookHost        string
 	webhookPort        int
 	metricsAddress     string
@@ -66,19 +55,26 @@ type serveOptions struct {
 	pprofAddress       string
 }
 
-func runServe(args []string, _ io.Writer, stderr io.Writer) int {
+func newServeCommand() *cobra.Command {
 	var opts serveOptions
-	flags := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() {
-		fmt.Fprint(stderr, serveUsage)
-		flags.PrintDefaults()
+	command := &cobra.Command{
+		Use:   "serve --config FILE --cert-dir DIR [flags]",
+		Short: "Run the admission webhook and its background loops",
+		Long: `Runs the admission webhook over HTTPS, with /metrics, /healthz and /readyz on their own ports. The config
+file is reloaded when it changes; a file that does not parse is refused (log line, Event on the pod when
+POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
+		Args: noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			return runServe(opts, command.ErrOrStderr())
+		},
 	}
+	flags := command.Flags()
+	flags.SortFlags = false
 	flags.StringVar(&opts.configPath, "config", "", "backupguard config file (required)")
 	flags.DurationVar(&opts.configPollInterval, "config-poll-interval", 10*time.Second, "how often the config file is checked for changes")
 	flags.StringVar(&opts.certDir, "cert-dir", "", "directory holding the serving certificate tls.crt and key tls.key, reloaded when they change (required)")
 	flags.DurationVar(&opts.certPollInterval, "cert-poll-interval", 5*time.Second, "how often the certificate directory is re-read")
-	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig file; default: $KUBECONFIG, then the in-cluster service account")
+	opts.cluster.addFlags(flags)
 	flags.StringVar(&opts.webhookHost, "webhook-host", "", "address the webhook server listens on (default: all)")
 	flags.IntVar(&opts.webhookPort, "webhook-port", 9443, "HTTPS port of the webhook server")
 	flags.StringVar(&opts.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
@@ -89,46 +85,38 @@ func runServe(args []string, _ io.Writer, stderr io.Writer) int {
 	flags.StringVar(&opts.logLevel, "log-level", "info", "debug, info or error")
 	flags.StringVar(&opts.sync, "sync", "on", "label sync for PVCs and Volumes: on, dry-run (only log what it would change) or off")
 	flags.Float64Var(&opts.syncWritesPerSec, "sync-writes-per-second", 10, "the most label patches the sync sends per second")
-	flags.StringVar(&opts.namespace, "namespace", defaultNamespace(), "backupguard's own namespace, where the window's ConfigMap lives (default: $POD_NAMESPACE, else backupguard-system)")
+	flags.StringVarP(&opts.namespace, "namespace", "n", defaultNamespace(), "backupguard's own namespace, where the window's ConfigMap lives; $POD_NAMESPACE sets the default")
 	flags.StringVar(&opts.pprofAddress, "pprof-bind-address", "", "address of Go's pprof endpoints, for profiling; empty disables them (they reveal internals: keep them on loopback)")
 	flags.DurationVar(&opts.windowResync, "window-resync", 30*time.Second, "the longest the window controller goes without re-checking the cluster")
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "backupguard serve: unexpected arguments %q\n", flags.Args())
-		return exitUsage
-	}
+	_ = command.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = command.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions([]string{"on", "dry-run", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	return command
+}
+
+func runServe(opts serveOptions, stderr io.Writer) error {
 	for _, required := range []struct{ flag, value string }{{"--config", opts.configPath}, {"--cert-dir", opts.certDir}} {
 		if required.value == "" {
-			fmt.Fprintf(stderr, "backupguard serve: %s is required\n", required.flag)
-			return exitUsage
+			return usageError("%s is required", required.flag)
 		}
 	}
 	switch controllers.SyncMode(opts.sync) {
 	case controllers.SyncOn, controllers.SyncDryRun, controllers.SyncOff:
 	default:
-		fmt.Fprintf(stderr, "backupguard serve: --sync %q: must be on, dry-run or off\n", opts.sync)
-		return exitUsage
+		return usageError("--sync %q: must be on, dry-run or off", opts.sync)
 	}
 	if opts.syncWritesPerSec <= 0 {
-		fmt.Fprintf(stderr, "backupguard serve: --sync-writes-per-second must be above 0\n")
-		return exitUsage
+		return usageError("--sync-writes-per-second must be above 0")
 	}
 	log, err := logging.New(opts.logLevel, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "backupguard serve: %v\n", err)
-		return exitUsage
+		return usageError("%v", err)
 	}
 	ctrl.SetLogger(log)
 	if err := serve(ctrl.SetupSignalHandler(), opts, log); err != nil {
 		log.Error(err, "backupguard stopped")
-		return exitFailure
+		return &exitStatus{code: exitFailure}
 	}
-	return exitOK
+	return nil
 }
 
 func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
@@ -140,7 +128,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	// Loaded before anything else, so a good certificate is served from the first request; a bad one
 	// only makes the pod unready, never crash-loop.
 	certificate := certs.NewWatcher(opts.certDir, opts.certPollInterval, log.WithName("certs"))
-	restConfig, err := restConfig(opts.kubeconfig)
+	restConfig, err := opts.cluster.restConfig()
 	if err != nil {
 		return err
 	}
@@ -259,7 +247,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("caches", cachesSynced(mgr.GetCache())); err != nil {
 		return err
 	}
-	log.Info("starting backupguard", "version", version, "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
+	log.Info("starting backupguard", "version", buildVersion(), "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
 	return mgr.Start(ctx)
 }
 
@@ -269,21 +257,6 @@ func defaultNamespace() string {
 		return namespace
 	}
 	return "backupguard-system"
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
-		}
-		return config, nil
-	}
-	config, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no cluster to talk to: set --kubeconfig or $KUBECONFIG, or run in a pod: %w", err)
-	}
-	return config, nil
 }
 
 func cachesSynced(informers cache.Cache) healthz.Checker {

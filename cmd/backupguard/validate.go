@@ -1,80 +1,101 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/backupguard/backupguard/offline"
 )
 
-const validateUsage = `Usage: backupguard validate [--config FILE] [-o text|json|github|junit] [--tz ZONE] PATH...
+type validateOptions struct {
+	configPath  string
+	output      string
+	zoneName    string
+	at          string
+	allowEmpty  bool
+	readOptions offline.ReadOptions
+}
 
-Checks Kubernetes manifests with the same rules the webhook applies in the cluster. PATH is a file, a
+// validateOutputs are the -o values of validate.
+var validateOutputs = []string{"text", "json", "github", "junit"}
+
+func newValidateCommand() *cobra.Command {
+	var opts validateOptions
+	command := &cobra.Command{
+		Use:   "validate [--config FILE] [-o text|json|github|junit] [flags] PATH...",
+		Short: "Check manifests offline, with the webhook's rules",
+		Long: `Checks Kubernetes manifests with the same rules the webhook applies in the cluster. PATH is a file, a
 directory (read recursively: *.yaml, *.yml, *.json) or - for stdin. Multi-document YAML and List kinds
-are unwrapped; kinds backupguard does not handle are skipped and counted.
+are unwrapped; kinds backupguard does not handle are skipped and counted. What it should check but
+cannot read (a field of the wrong type), a kind Longhorn does not have and a near miss of a kind it
+checks (Cronjob, RecuringJob) are denied, never skipped.
 
-Exit status: 0 when every object is allowed, 1 when any is denied, 2 on bad usage or unreadable input.
+Exit status: 0 when every object is allowed, 1 when any is denied, 2 on bad usage, unreadable input or
+when nothing was checked (unless --allow-empty).`,
+		Example: `  backupguard validate --config backupguard-config.yaml clusters/
+  kustomize build clusters/prod | backupguard validate -o github -
+  backupguard validate --exclude 'charts/*/templates' --skip-unparseable .`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("no PATH given: name files, directories, or - for stdin")
+			}
+			return nil
+		},
+		RunE: func(command *cobra.Command, args []string) error {
+			return runValidate(command, opts, args)
+		},
+	}
+	flags := command.Flags()
+	flags.StringVar(&opts.configPath, "config", "", "backupguard config file (the one serve uses); without it, defaults that match a stock Longhorn")
+	flags.StringVarP(&opts.output, "output", "o", "text", "output format: text, json, github (workflow annotations) or junit")
+	flags.StringVar(&opts.zoneName, "tz", "", "also show RecurringJob run times in this IANA time zone, e.g. Europe/Berlin")
+	flags.StringVar(&opts.at, "now", "", "decide as of this instant (RFC 3339) instead of the current time")
+	flags.BoolVar(&opts.allowEmpty, "allow-empty", false, "exit 0 when the input holds nothing backupguard checks (otherwise exit 2: a wrong path must not pass CI)")
+	flags.StringArrayVar(&opts.readOptions.Exclude, "exclude", nil, "leave out files and directories matching this glob: a name anywhere (templates, *.tpl.yaml) or, with a slash, a path (charts/*/templates); repeatable")
+	flags.BoolVar(&opts.readOptions.SkipUnparseable, "skip-unparseable", false, "skip a file that is not YAML (a Helm template) with a warning instead of exiting 2")
+	_ = command.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(validateOutputs, cobra.ShellCompDirectiveNoFileComp))
+	return command
+}
 
-Flags:
-`
-
-func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	flags := pflag.NewFlagSet("validate", pflag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() {
-		fmt.Fprint(stderr, validateUsage)
-		flags.PrintDefaults()
-	}
-	configPath := flags.String("config", "", "backupguard config file (the one serve uses); without it, defaults that match a stock Longhorn")
-	output := flags.StringP("output", "o", "text", "output format: text, json, github (workflow annotations) or junit")
-	zoneName := flags.String("tz", "", "also show RecurringJob run times in this IANA time zone, e.g. Europe/Berlin")
-	at := flags.String("now", "", "decide as of this instant (RFC 3339) instead of the current time")
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	usageError := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "backupguard validate: "+format+"\n", a...)
-		return exitUsage
-	}
-	if flags.NArg() == 0 {
-		return usageError("no PATH given: name files, directories, or - for stdin")
-	}
-	switch *output {
+func runValidate(command *cobra.Command, opts validateOptions, paths []string) error {
+	switch opts.output {
 	case "text", "json", "github", "junit":
 	default:
-		return usageError("-o %q: must be text, json, github or junit", *output)
+		return usageError("-o %q: must be text, json, github or junit", opts.output)
 	}
 	var zone *time.Location
-	if *zoneName != "" {
+	if opts.zoneName != "" {
 		var err error
-		if zone, err = time.LoadLocation(*zoneName); err != nil {
-			return usageError("--tz %q: unknown time zone", *zoneName)
+		if zone, err = time.LoadLocation(opts.zoneName); err != nil {
+			return usageError("--tz %q: unknown time zone", opts.zoneName)
 		}
 	}
 	now := time.Now()
-	if *at != "" {
+	if opts.at != "" {
 		var err error
-		if now, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usageError("--now %q: not an RFC 3339 time such as 2026-11-21T12:00:00Z", *at)
+		if now, err = time.Parse(time.RFC3339, opts.at); err != nil {
+			return usageError("--now %q: not an RFC 3339 time such as 2026-11-21T12:00:00Z", opts.at)
 		}
 	}
-	config, err := loadConfig(*configPath)
-	if err != nil {
+	if err := opts.readOptions.CheckPatterns(); err != nil {
 		return usageError("%v", err)
 	}
-	documents, err := offline.ReadPaths(flags.Args(), stdin)
+	config, err := loadConfig(opts.configPath)
 	if err != nil {
-		return usageError("%v", err)
+		return inputError(err)
+	}
+	documents, unparseable, err := offline.ReadPathsWith(paths, command.InOrStdin(), opts.readOptions)
+	if err != nil {
+		return inputError(err)
+	}
+	stdout, stderr := command.OutOrStdout(), command.ErrOrStderr()
+	for _, skipped := range unparseable {
+		fmt.Fprintf(stderr, "%s: warning: skipped %s (--skip-unparseable)\n", command.CommandPath(), skipped)
 	}
 	report := offline.Check(documents, config, now)
-	switch *output {
+	switch opts.output {
 	case "json":
 		err = report.WriteJSON(stdout)
 	case "github":
@@ -85,11 +106,13 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = report.WriteText(stdout, zone)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "backupguard validate: writing the report: %v\n", err)
-		return exitUsage
+		return inputError(fmt.Errorf("writing the report: %w", err))
 	}
 	if report.Summary.Denied > 0 {
-		return exitDenied
+		return &exitStatus{code: exitDenied}
 	}
-	return exitOK
+	if report.Summary.Checked == 0 && !opts.allowEmpty {
+		return inputError(fmt.Errorf("nothing checked: the input holds no RecurringJob, PersistentVolumeClaim or backup Job (a wrong path?); --allow-empty accepts that"))
+	}
+	return nil
 }

@@ -2,123 +2,184 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/backupguard/backupguard/controllers"
 	"github.com/backupguard/backupguard/policies"
 )
 
-const windowUsage = `Usage:
-  backupguard window open --for DURATION [--reason TEXT]   open the S3 window now, for a while
-  backupguard window close [--for DURATION]                end a manual opening; with --for, keep it closed
-  backupguard window status                                the window as the cluster's leader sees it
-  backupguard window status --config FILE [--at TIME]      the window computed from a config, offline
-
-The override lives in the ConfigMap backupguard-window in backupguard's namespace, so every replica and
-a new leader see it, and it expires by itself.
-
-Flags:
-`
-
 // cliFieldOwner owns the override in the window ConfigMap; the controller owns its annotations.
 const cliFieldOwner = "backupguard-cli"
 
-func runWindow(args []string, stdout, stderr io.Writer) int {
-	flags := pflag.NewFlagSet("window", pflag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() {
-		fmt.Fprint(stderr, windowUsage)
-		flags.PrintDefaults()
+// windowOptions are the flags every window command shares: which cluster, and backupguard's namespace
+// there.
+type windowOptions struct {
+	cluster   clusterFlags
+	namespace string
+}
+
+func newWindowCommand() *cobra.Command {
+	var opts windowOptions
+	command := &cobra.Command{
+		Use:   "window open|close|status [flags]",
+		Short: "The S3 window: manual override and state",
+		Long: `The S3 window: open or close it by hand for a while, or see its state.
+
+The override lives in the ConfigMap backupguard-window in backupguard's namespace, so every replica and
+a new leader see it, and it expires by itself.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("name one action: open, close or status")
+			}
+			return usageError("unknown action %q: use open, close or status", args[0])
+		},
 	}
-	duration := flags.Duration("for", 0, "how long the override lasts, e.g. 2h")
-	reason := flags.String("reason", "", "why, shown in status and Events")
-	kubeconfig := flags.String("kubeconfig", "", "kubeconfig file; default: $KUBECONFIG, then in-cluster")
-	namespace := flags.String("namespace", defaultNamespace(), "backupguard's namespace")
-	configPath := flags.String("config", "", "status only: compute the window from this config file instead of asking the cluster")
-	at := flags.String("at", "", "status --config only: the instant to compute the window at (RFC 3339); default now")
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	flags := command.PersistentFlags()
+	opts.cluster.addFlags(flags)
+	flags.StringVarP(&opts.namespace, "namespace", "n", defaultNamespace(), "backupguard's namespace; $POD_NAMESPACE sets the default")
+	command.AddCommand(newWindowOpenCommand(&opts), newWindowCloseCommand(&opts), newWindowStatusCommand(&opts))
+	return command
+}
+
+func newWindowOpenCommand(opts *windowOptions) *cobra.Command {
+	var duration time.Duration
+	var reason string
+	command := &cobra.Command{
+		Use:   "open --for DURATION [--reason TEXT] [flags]",
+		Short: "Open the S3 window now, for a while",
+		Args:  noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			if duration <= 0 {
+				return usageError("open needs --for, e.g. --for 2h")
+			}
+			until := time.Now().UTC().Add(duration)
+			err := withClient(opts, func(ctx context.Context, kube client.Client) error {
+				return setOverride(ctx, kube, opts.namespace, map[string]any{controllers.OverrideKey: "open", controllers.OverrideUntilKey: until.Format(time.RFC3339), controllers.OverrideReasonKey: reason})
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(command.OutOrStdout(), "window opened by hand until %s\n", until.Format("2006-01-02 15:04 UTC"))
+			return nil
+		},
 	}
-	usageError := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "backupguard window: "+format+"\n", a...)
-		return exitUsage
+	command.Flags().DurationVar(&duration, "for", 0, "how long the window stays open, e.g. 2h (required)")
+	command.Flags().StringVar(&reason, "reason", "", "why, shown in status and Events")
+	return command
+}
+
+func newWindowCloseCommand(opts *windowOptions) *cobra.Command {
+	var duration time.Duration
+	var reason string
+	command := &cobra.Command{
+		Use:   "close [--for DURATION] [--reason TEXT] [flags]",
+		Short: "End a manual opening; with --for, keep the window closed for a while",
+		Args:  noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			if duration < 0 {
+				return usageError("--for must not be negative")
+			}
+			until := time.Now().UTC().Add(duration)
+			data := map[string]any{}
+			if duration > 0 {
+				data = map[string]any{controllers.OverrideKey: "close", controllers.OverrideUntilKey: until.Format(time.RFC3339), controllers.OverrideReasonKey: reason}
+			}
+			if err := withClient(opts, func(ctx context.Context, kube client.Client) error {
+				return setOverride(ctx, kube, opts.namespace, data)
+			}); err != nil {
+				return err
+			}
+			if duration > 0 {
+				fmt.Fprintf(command.OutOrStdout(), "window closed by hand until %s\n", until.Format("2006-01-02 15:04 UTC"))
+			} else {
+				fmt.Fprintln(command.OutOrStdout(), "manual override removed: the window follows its schedule")
+			}
+			return nil
+		},
 	}
-	if flags.NArg() != 1 {
-		return usageError("name one action: open, close or status")
+	command.Flags().DurationVar(&duration, "for", 0, "keep the window closed this long, e.g. 12h")
+	command.Flags().StringVar(&reason, "reason", "", "why, shown in status and Events")
+	return command
+}
+
+// windowStatusOutputs are the -o values of window status.
+var windowStatusOutputs = []string{"text", "json", "yaml"}
+
+func newWindowStatusCommand(opts *windowOptions) *cobra.Command {
+	var configPath, at, output string
+	command := &cobra.Command{
+		Use:   "status [--config FILE [--at TIME]] [-o text|json|yaml] [flags]",
+		Short: "The window as the cluster's leader sees it, or as a config file computes it",
+		Long: `Shows the window's state: as the cluster's leader sees it (in the window ConfigMap), or with --config
+as the config file computes it at --at (default now), without a cluster.`,
+		Example: `  backupguard window status -n backupguard-system
+  backupguard window status --config manifests/examples/backupguard-config.yaml --at 2026-11-21T12:00:00Z -o json`,
+		Args: noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			if !slices.Contains(windowStatusOutputs, output) {
+				return usageError("-o %q: must be text, json or yaml", output)
+			}
+			var status windowStatus
+			if configPath != "" {
+				var err error
+				if status, err = windowStatusOffline(configPath, at, time.Now().UTC()); err != nil {
+					return err
+				}
+			} else {
+				if at != "" {
+					return usageError("--at needs --config: the cluster only knows the window now")
+				}
+				err := withClient(opts, func(ctx context.Context, kube client.Client) error {
+					var err error
+					status, err = windowStatusOnline(ctx, kube, opts.namespace)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return status.write(command.OutOrStdout(), output)
+		},
 	}
-	action := flags.Arg(0)
-	now := time.Now().UTC()
-	switch action {
-	case "status":
-		if *configPath != "" {
-			return windowStatusOffline(*configPath, *at, now, stdout, stderr)
-		}
-		if *at != "" {
-			return usageError("--at needs --config: the cluster only knows the window now")
-		}
-	case "open":
-		if *duration <= 0 {
-			return usageError("open needs --for, e.g. --for 2h")
-		}
-	case "close":
-		if *duration < 0 {
-			return usageError("--for must not be negative")
-		}
-	default:
-		return usageError("unknown action %q: use open, close or status", action)
-	}
-	kube, err := cliClient(*kubeconfig)
+	command.Flags().StringVar(&configPath, "config", "", "compute the window from this config file instead of asking the cluster")
+	command.Flags().StringVar(&at, "at", "", "with --config: the instant to compute the window at (RFC 3339); default now")
+	command.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	_ = command.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(windowStatusOutputs, cobra.ShellCompDirectiveNoFileComp))
+	return command
+}
+
+// withClient runs do with a client of the cluster the flags choose, within a time limit; its errors
+// are failures (status 1).
+func withClient(opts *windowOptions, do func(context.Context, client.Client) error) error {
+	kube, err := cliClient(opts.cluster)
 	if err != nil {
-		fmt.Fprintf(stderr, "backupguard window: %v\n", err)
-		return exitFailure
+		return failure(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	switch action {
-	case "open":
-		err = setOverride(ctx, kube, *namespace, map[string]any{controllers.OverrideKey: "open", controllers.OverrideUntilKey: now.Add(*duration).Format(time.RFC3339), controllers.OverrideReasonKey: *reason})
-		if err == nil {
-			fmt.Fprintf(stdout, "window opened by hand until %s\n", now.Add(*duration).Format("2006-01-02 15:04 UTC"))
-		}
-	case "close":
-		if *duration > 0 {
-			err = setOverride(ctx, kube, *namespace, map[string]any{controllers.OverrideKey: "close", controllers.OverrideUntilKey: now.Add(*duration).Format(time.RFC3339), controllers.OverrideReasonKey: *reason})
-			if err == nil {
-				fmt.Fprintf(stdout, "window closed by hand until %s\n", now.Add(*duration).Format("2006-01-02 15:04 UTC"))
-			}
-		} else {
-			err = setOverride(ctx, kube, *namespace, map[string]any{})
-			if err == nil {
-				fmt.Fprintln(stdout, "manual override removed: the window follows its schedule")
-			}
-		}
-	case "status":
-		err = windowStatusOnline(ctx, kube, *namespace, stdout)
+	if err := do(ctx, kube); err != nil {
+		return failure(err)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "backupguard window %s: %v\n", action, err)
-		return exitFailure
-	}
-	return exitOK
+	return nil
 }
 
-func cliClient(kubeconfig string) (client.Client, error) {
-	config, err := restConfig(kubeconfig)
+func cliClient(cluster clusterFlags) (client.Client, error) {
+	config, err := cluster.restConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -142,59 +203,137 @@ func setOverride(ctx context.Context, kube client.Client, namespace string, data
 	return kube.Apply(ctx, client.ApplyConfigurationFromUnstructured(object), client.FieldOwner(cliFieldOwner), client.ForceOwnership)
 }
 
-func windowStatusOnline(ctx context.Context, kube client.Client, namespace string, stdout io.Writer) error {
+// windowStatus is what window status shows; -o json and -o yaml print it as it is.
+type windowStatus struct {
+	// At is the instant a config computed the window at; empty for the cluster's view.
+	At             string `json:"at,omitempty"`
+	State          string `json:"state"`
+	Reason         string `json:"reason"`
+	NextTransition string `json:"nextTransition"`
+	// Override is the cluster's manual override, when there is one.
+	Override *overrideStatus `json:"override,omitempty"`
+	// NextWindows are the next openings a config computes.
+	NextWindows []windowOpening `json:"nextWindows,omitempty"`
+	// online says the status came from the cluster, where the text shows the override.
+	online bool
+}
+
+type overrideStatus struct {
+	// Mode is open or closed; empty when the override cannot be read (Error says why).
+	Mode   string `json:"mode,omitempty"`
+	Until  string `json:"until,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+type windowOpening struct {
+	Opens  string `json:"opens"`
+	Closes string `json:"closes"`
+}
+
+func windowStatusOnline(ctx context.Context, kube client.Client, namespace string) (windowStatus, error) {
 	state := &corev1.ConfigMap{}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: namespace, Name: controllers.WindowConfigMap}, state); err != nil {
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("no window state in %s/%s: is backupguard running with a window configured?", namespace, controllers.WindowConfigMap)
+			return windowStatus{}, fmt.Errorf("no window state in %s/%s: is backupguard running with a window configured?", namespace, controllers.WindowConfigMap)
 		}
-		return err
+		return windowStatus{}, err
 	}
-	fmt.Fprintf(stdout, "state:           %s\n", state.Annotations[controllers.StateAnnotation])
-	fmt.Fprintf(stdout, "reason:          %s\n", state.Annotations[controllers.ReasonAnnotation])
-	fmt.Fprintf(stdout, "next transition: %s\n", orNone(state.Annotations[controllers.NextTransitionAnnoation]))
+	status := windowStatus{
+		State:          state.Annotations[controllers.StateAnnotation],
+		Reason:         state.Annotations[controllers.ReasonAnnotation],
+		NextTransition: state.Annotations[controllers.NextTransitionAnnoation],
+		online:         true,
+	}
 	override, err := controllers.ParseOverride(state.Data)
 	switch {
 	case err != nil:
-		fmt.Fprintf(stdout, "override:        unreadable (%v)\n", err)
-	case override == nil:
-		fmt.Fprintln(stdout, "override:        none")
-	default:
-		fmt.Fprintf(stdout, "override:        %s until %s%s\n", overrideMode(override), override.Until.UTC().Format(time.RFC3339), reasonText(override.Reason))
+		status.Override = &overrideStatus{Error: err.Error()}
+	case override != nil:
+		status.Override = &overrideStatus{Mode: overrideMode(override), Until: override.Until.UTC().Format(time.RFC3339), Reason: override.Reason}
 	}
-	return nil
+	return status, nil
 }
 
-func windowStatusOffline(configPath, at string, now time.Time, stdout, stderr io.Writer) int {
+func windowStatusOffline(configPath, at string, now time.Time) (windowStatus, error) {
 	if at != "" {
 		parsed, err := time.Parse(time.RFC3339, at)
 		if err != nil {
-			fmt.Fprintf(stderr, "backupguard window: --at %q: not an RFC 3339 time such as 2026-11-21T12:00:00Z\n", at)
-			return exitUsage
+			return windowStatus{}, usageError("--at %q: not an RFC 3339 time such as 2026-11-21T12:00:00Z", at)
 		}
 		now = parsed.UTC()
 	}
 	config, err := loadConfig(configPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "backupguard window: %v\n", err)
-		return exitUsage
+		return windowStatus{}, inputError(err)
 	}
 	window := config.CompiledWindow()
 	if window == nil {
-		fmt.Fprintf(stderr, "backupguard window: %s configures no window\n", configPath)
-		return exitUsage
+		return windowStatus{}, inputError(fmt.Errorf("%s configures no window", configPath))
 	}
-	status := window.StateAt(now, policies.WindowFacts{})
-	fmt.Fprintf(stdout, "at:              %s\n", now.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(stdout, "state:           %s\n", status.State)
-	fmt.Fprintf(stdout, "reason:          %s\n", status.Reason)
-	fmt.Fprintf(stdout, "next transition: %s\n", status.NextTransition.UTC().Format("2006-01-02 15:04 UTC"))
-	var openings []string
+	state := window.StateAt(now, policies.WindowFacts{})
+	status := windowStatus{
+		At:             now.Format(time.RFC3339),
+		State:          string(state.State),
+		Reason:         state.Reason,
+		NextTransition: state.NextTransition.UTC().Format(time.RFC3339),
+	}
 	for _, opening := range window.NextOpenings(now, 3) {
-		openings = append(openings, fmt.Sprintf("%s to %s", opening.Opens.Format("2006-01-02 15:04"), opening.Closes.Format("15:04 UTC")))
+		status.NextWindows = append(status.NextWindows, windowOpening{Opens: opening.Opens.UTC().Format(time.RFC3339), Closes: opening.Closes.UTC().Format(time.RFC3339)})
 	}
-	fmt.Fprintf(stdout, "next windows:    %s\n", strings.Join(openings, ", "))
-	return exitOK
+	return status, nil
+}
+
+// write prints the status as text for people, or as JSON or YAML.
+func (s windowStatus) write(w io.Writer, output string) error {
+	switch output {
+	case "json":
+		encoder := json.NewEncoder(w)
+		encoder.SetIndent("", "  ")
+		return encoder.Encode(s)
+	case "yaml":
+		data, err := yaml.Marshal(s)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	if s.online {
+		fmt.Fprintf(w, "state:           %s\n", s.State)
+		fmt.Fprintf(w, "reason:          %s\n", s.Reason)
+		fmt.Fprintf(w, "next transition: %s\n", orNone(s.NextTransition))
+		switch override := s.Override; {
+		case override == nil:
+			fmt.Fprintln(w, "override:        none")
+		case override.Error != "":
+			fmt.Fprintf(w, "override:        unreadable (%s)\n", override.Error)
+		default:
+			fmt.Fprintf(w, "override:        %s until %s%s\n", override.Mode, override.Until, reasonText(override.Reason))
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "at:              %s\n", humanTime(s.At))
+	fmt.Fprintf(w, "state:           %s\n", s.State)
+	fmt.Fprintf(w, "reason:          %s\n", s.Reason)
+	fmt.Fprintf(w, "next transition: %s\n", humanTime(s.NextTransition))
+	var openings []string
+	for _, opening := range s.NextWindows {
+		opens, _ := time.Parse(time.RFC3339, opening.Opens)
+		closes, _ := time.Parse(time.RFC3339, opening.Closes)
+		openings = append(openings, fmt.Sprintf("%s to %s", opens.Format("2006-01-02 15:04"), closes.Format("15:04 UTC")))
+	}
+	_, err := fmt.Fprintf(w, "next windows:    %s\n", strings.Join(openings, ", "))
+	return err
+}
+
+// humanTime shows an RFC 3339 instant as the text report does: 2026-11-22 00:55 UTC.
+func humanTime(instant string) string {
+	parsed, err := time.Parse(time.RFC3339, instant)
+	if err != nil {
+		return instant
+	}
+	return parsed.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 func orNone(text string) string {

@@ -64,9 +64,10 @@ func TestGitHubActionsRecipe(t *testing.T) {
 	out, code, _ := runRecipe(t, run)
 	title := "title=backupguard%3A RecurringJob longhorn-system/"
 	file := "file=manifests/examples/ci/tree/recurringjobs.yaml"
-	want := "::warning " + file + ",line=1," + title + "nightly::" + detachedWarningText + "\n" +
-		"::error " + file + ",line=14," + title + "weekly::" + recipeDenial + "\n" +
-		"::warning " + file + ",line=14," + title + "weekly::" + detachedWarningText + "\n" +
+	// The denial at the line of spec.retain; the warning both jobs get once, with the count.
+	want := "::warning " + file + ",line=1,title=backupguard%3A 2 objects::" + detachedWarningText +
+		" (2 objects in this file: RecurringJob longhorn-system/nightly at line 1, RecurringJob longhorn-system/weekly at line 14)\n" +
+		"::error " + file + ",line=22," + title + "weekly::" + recipeDenial + "\n" +
 		"2 checked, 1 denied, 0 mutated, 1 skipped\n"
 	if code != 1 {
 		t.Errorf("exit status %d, want 1 so the pull request fails", code)
