@@ -99,6 +99,8 @@ type Options struct {
 	AggregatorRouting bool
 	// NoAudit leaves the audit log off, for benchmarks that should not pay for it.
 	NoAudit bool
+	// APIServerArgs set more kube-apiserver flags, e.g. service-cluster-ip-range.
+	APIServerArgs map[string]string
 }
 
 // CRDFiles lists the test CRDs a cluster gets: the files directly in test/crds, one per Longhorn kind
@@ -180,6 +182,9 @@ func StartWith(options Options) (*Cluster, error) {
 	}
 	if options.AggregatorRouting {
 		arguments.Set("enable-aggregator-routing", "true")
+	}
+	for flag, value := range options.APIServerArgs {
+		arguments.Set(flag, value)
 	}
 	config, err := env.Start()
 	if err != nil {
