@@ -36,8 +36,9 @@ type Role struct {
 	Interval time.Duration `json:"interval,omitempty"`
 }
 
-// Start runs the test binary again inside network namespace ns in role; Stop ends it.
-func Start(ns string, role Role) (*Process, error) {
+// StartRole runs the test binary again inside network namespace ns in role, its output next to the
+// role's log; Stop ends it.
+func StartRole(ns string, role Role) (*Process, error) {
 	encoded, err := json.Marshal(role)
 	if err != nil {
 		return nil, err
@@ -46,18 +47,9 @@ func Start(ns string, role Role) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	output, err := os.Create(role.Log + ".out")
-	if err != nil {
-		return nil, err
-	}
 	command := Command(ns, executable)
 	command.Env = append(os.Environ(), RoleEnv+"="+string(encoded))
-	command.Stdout, command.Stderr = output, output
-	if err := command.Start(); err != nil {
-		output.Close()
-		return nil, err
-	}
-	return &Process{command: command, output: output}, nil
+	return StartProcess(command, role.Log+".out")
 }
 
 // Process is a process the test started.

@@ -124,10 +124,17 @@ func TestWindowOnKubeRouter(t *testing.T) {
 	command := netlab.Command(network.Node, executable, "-test.run=^TestWindowOnKubeRouter$", "-test.v", "-test.count=1")
 	command.Env = append(os.Environ(), insideEnv+"="+string(encoded), "BACKUPGUARD_TOOLS_DIR="+tools)
 	out, err := command.CombinedOutput()
-	t.Logf("inside the lab's node namespace %s:\n%s", network.Node, out)
 	if err != nil {
-		t.Fatalf("the run inside the node namespace failed: %v", err)
+		t.Fatalf("the run inside the node namespace %s failed: %v\n%s", network.Node, err, out)
 	}
+	// On success, the figures without the controllers' log lines.
+	var kept []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if !strings.Contains(line, `"level"=`) {
+			kept = append(kept, line)
+		}
+	}
+	t.Logf("inside the lab's node namespace %s:\n%s", network.Node, strings.Join(kept, "\n"))
 }
 
 // runInside is the test proper, in the node namespace.
@@ -176,7 +183,7 @@ func runInside(t *testing.T, l lab) {
 	t.Cleanup(kubeRouter.Stop)
 
 	storeLog := filepath.Join(l.Dir, "store.jsonl")
-	store, err := netlab.Start(l.Network.Outside, netlab.Role{Kind: "store", Name: "store", Log: storeLog})
+	store, err := netlab.StartRole(l.Network.Outside, netlab.Role{Kind: "store", Name: "store", Log: storeLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +191,7 @@ func runInside(t *testing.T, l lab) {
 	logs := map[string]string{}
 	for _, pod := range l.Network.Pods {
 		logs[pod.Name] = filepath.Join(l.Dir, pod.Name+".jsonl")
-		process, err := netlab.Start(pod.Namespace, netlab.Role{Kind: "standin", Name: pod.Name, Log: logs[pod.Name],
+		process, err := netlab.StartRole(pod.Namespace, netlab.Role{Kind: "standin", Name: pod.Name, Log: logs[pod.Name],
 			APIServer: net.JoinHostPort(netlab.NodeAddress, apiPort), Interval: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
