@@ -34,6 +34,8 @@ type Record struct {
 	Probe  string `json:"probe"`
 	OK     bool   `json:"ok"`
 	Err    string `json:"err,omitempty"`
+	// Took is how long the probe took.
+	Took time.Duration `json:"took,omitempty"`
 	// Client, NewConnection and Connection describe a request the store answered: the peer's address,
 	// whether it was the first request on its connection, and the connection's number.
 	Client        string `json:"client,omitempty"`

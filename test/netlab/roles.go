@@ -208,7 +208,7 @@ func probe(ctx context.Context, role Role, records *recordLog) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			record := Record{Time: started, Source: role.Name, Probe: p.name, OK: err == nil}
+			record := Record{Time: started, Source: role.Name, Probe: p.name, OK: err == nil, Took: time.Since(started)}
 			if err != nil {
 				record.Err = err.Error()
 			}

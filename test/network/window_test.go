@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -433,8 +434,9 @@ type phase struct {
 	newConns  int
 	keptAlive int
 	probes    map[string][2]int // ok, total
-	// refusal is how a new connection to the store failed.
-	refusal string
+	// refusal is how a new connection to the store failed; refusals how long each took.
+	refusal  string
+	refusals []time.Duration
 }
 
 func (r *recorder) watch(ctx context.Context, kube client.WithWatch) {
@@ -613,6 +615,7 @@ func (r *recorder) observe(what string, open bool) {
 				counts[0]++
 			} else if record.Probe == netlab.ProbeStoreNew {
 				p.refusal = record.Err
+				p.refusals = append(p.refusals, record.Took)
 			} else {
 				r.t.Errorf("%s: %s %s failed at %s: %s", what, pod.Name, record.Probe, record.Time.Format(time.StampMilli), record.Err)
 			}
@@ -762,11 +765,19 @@ func (r *recorder) report() {
 	}
 	lines = append(lines, fmt.Sprintf("the day: store requests on new connections: %d while the published state was open or extended, %d in the moment between the controller deleting a pod's policy and publishing open (at most %dms before), %d after the controller wrote a pod's policy and before kube-router enforced it (at most %dms after), none otherwise; %d requests reached the store while closed, all on connections opened before the close (%d requests before the controller started)",
 		inside, openEdge, worstOpenEdge.Milliseconds(), closeEdge, worstCloseEdge.Milliseconds(), keptAliveClosed, before))
+	var refusal string
+	var refusals []time.Duration
 	for _, p := range r.phases {
 		if p.refusal != "" {
-			lines = append(lines, "a new connection to the store while closed: "+p.refusal)
-			break
+			refusal = p.refusal
 		}
+		refusals = append(refusals, p.refusals...)
+	}
+	slices.Sort(refusals)
+	if len(refusals) > 0 {
+		slow := len(refusals) - sort.Search(len(refusals), func(i int) bool { return refusals[i] >= 500*time.Millisecond })
+		lines = append(lines, fmt.Sprintf("a new connection to the store while closed failed (%d attempts) in %dms median, %dms at most, %d of them after 500ms or more: %s",
+			len(refusals), refusals[len(refusals)/2].Milliseconds(), refusals[len(refusals)-1].Milliseconds(), slow, refusal))
 	}
 	lines = append(lines, fmt.Sprintf("all day, transitions included, probes ok/total: %s %d/%d, %s %d/%d, %s %d/%d",
 		netlab.ProbeAPIDirect, reachable[netlab.ProbeAPIDirect][0], reachable[netlab.ProbeAPIDirect][1],
