@@ -1,6 +1,6 @@
 # backupguard: `make demo` shows it working, `make test` runs every test. Both build the real
 # kube-apiserver, etcd and kubectl once (about 6-9 minutes on 2 cores), and `make test` also the real
-# cert-manager controllers and Flux's kustomize-controller (3-5 minutes each) and kube-router (about 2-4
+# cert-manager controllers and Flux's kustomize-controller (3-5 minutes each) and kube-router (about 4
 # minutes), into a cache outside the repository
 # (~/.cache/backupguard/tools, or $BACKUPGUARD_TOOLS_CACHE); later runs reuse them.
 
