@@ -30,9 +30,11 @@ const (
 	// KubernetesClusterIP is the first address of ServiceCIDR, which the kube-apiserver gives the
 	// default/kubernetes Service.
 	KubernetesClusterIP = "10.43.0.1"
-	// StorePort is where the object store listens, DNSPort where the node answers DNS.
-	StorePort = 80
-	DNSPort   = 53
+	// APIServerPort is the kube-apiserver's port on the node, StorePort the object store's, DNSPort
+	// where the node answers DNS.
+	APIServerPort = 6443
+	StorePort     = 80
+	DNSPort       = 53
 	// StoreName resolves to StoreAddress through the node's DNS responder.
 	StoreName = "s3.netlab.test."
 )

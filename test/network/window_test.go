@@ -143,7 +143,7 @@ func runInside(t *testing.T, l lab) {
 	ctx := context.Background()
 	ctrl.SetLogger(testr.New(t))
 	c, err := cluster.StartWith(cluster.Options{
-		APIServerAddress: netlab.NodeAddress, NoWebhooks: true, NoAudit: true,
+		APIServerAddress: netlab.NodeAddress, APIServerPort: netlab.APIServerPort, NoWebhooks: true, NoAudit: true,
 		APIServerArgs: map[string]string{"service-cluster-ip-range": netlab.ServiceCIDR},
 	})
 	if err != nil {
@@ -163,6 +163,7 @@ func runInside(t *testing.T, l lab) {
 	if err := netlab.DNATKubernetesService(apiPort); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("kube-apiserver at %s, reached through the ClusterIP %s:443 too", apiURL.Host, netlab.KubernetesClusterIP)
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = longhorn.AddToScheme(scheme)
