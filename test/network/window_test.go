@@ -422,16 +422,16 @@ type recorder struct {
 	phases      []phase
 }
 
+// transition is one measured change: how long each stand-in's fence took to take effect.
 type transition struct {
 	what    string
-	open    bool
 	latency map[string]time.Duration
 }
 
+// phase is the traffic observed in one state, until to.
 type phase struct {
 	what      string
-	open      bool
-	from, to  time.Time
+	to        time.Time
 	newConns  int
 	keptAlive int
 	probes    map[string][2]int // ok, total
@@ -554,7 +554,7 @@ func (r *recorder) transition(what string, open bool) {
 	if open {
 		kind = string(watch.Deleted)
 	}
-	measured := transition{what: what, open: open, latency: map[string]time.Duration{}}
+	measured := transition{what: what, latency: map[string]time.Duration{}}
 	for _, standIn := range standIns {
 		written := r.policyEvent(kind, standIn.policy, since)
 		effective := r.waitFor(standIn.spec.Name, netlab.ProbeStoreNew, open, written)
@@ -594,7 +594,7 @@ func (r *recorder) observe(what string, open bool) {
 	from := time.Now()
 	time.Sleep(dwell)
 	to := time.Now()
-	p := phase{what: what, open: open, from: from, to: to, probes: map[string][2]int{}}
+	p := phase{what: what, to: to, probes: map[string][2]int{}}
 	for _, record := range r.records(r.storeLog) {
 		if record.Time.Before(from) || !record.Time.Before(to) {
 			continue
