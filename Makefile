@@ -1,6 +1,7 @@
 # backupguard: `make demo` shows it working, `make test` runs every test. Both build the real
 # kube-apiserver, etcd and kubectl once (about 6-9 minutes on 2 cores), and `make test` also the real
-# cert-manager controllers and Flux's kustomize-controller (3-5 minutes each), into a cache outside the repository
+# cert-manager controllers and Flux's kustomize-controller (3-5 minutes each) and kube-router (about 4
+# minutes), into a cache outside the repository
 # (~/.cache/backupguard/tools, or $BACKUPGUARD_TOOLS_CACHE); later runs reuse them.
 
 GO ?= go
@@ -8,6 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ENSURE_TOOLS = bash test/tools/ensure.sh
 ENSURE_CERTMANAGER = bash test/tools/ensure-certmanager.sh
 ENSURE_FLUX = bash test/tools/ensure-flux.sh
+ENSURE_KUBEROUTER = bash test/tools/ensure-kuberouter.sh
 
 .PHONY: all build tools test lint unit demo bench fuzz clean
 
@@ -16,12 +18,13 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/backupguard ./cmd/backupguard
 
-## tools: build (first run) or find (later runs) kube-apiserver, etcd, kubectl, the cert-manager runner
-## and kustomize-controller.
+## tools: build (first run) or find (later runs) kube-apiserver, etcd, kubectl, the cert-manager runner,
+## kustomize-controller and kube-router (with the Debian packages iptables and ipset it drives).
 tools:
 	@start=$$(date +%s); dir=$$($(ENSURE_TOOLS)); echo "tools: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_CERTMANAGER)); echo "cert-manager: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_FLUX)); echo "flux: $$dir ($$(( $$(date +%s) - start ))s)"
+	@start=$$(date +%s); dir=$$($(ENSURE_KUBEROUTER)); echo "kube-router: $$dir ($$(( $$(date +%s) - start ))s)"
 
 ## test: formatting and vet, then every unit test, then the packages that start a control plane
 ## (test/...), one package at a time: each picks free ports for its API server, etcd and webhook, and two

@@ -85,8 +85,10 @@ rules:
 
 // Options change how the control plane starts.
 type Options struct {
-	// APIServerAddress is where the API server listens (default 127.0.0.1).
+	// APIServerAddress is where the API server listens (default 127.0.0.1); APIServerPort, its port
+	// there (default: a free one).
 	APIServerAddress string
+	APIServerPort    int
 	// ExtraCRDDirs are installed besides the test CRDs.
 	ExtraCRDDirs []string
 	// NextRecurringJob installs Longhorn v1.13's RecurringJob CRD (test/crds/next/recurringjobs.yaml,
@@ -99,6 +101,8 @@ type Options struct {
 	AggregatorRouting bool
 	// NoAudit leaves the audit log off, for benchmarks that should not pay for it.
 	NoAudit bool
+	// APIServerArgs set more kube-apiserver flags, e.g. service-cluster-ip-range.
+	APIServerArgs map[string]string
 }
 
 // CRDFiles lists the test CRDs a cluster gets: the files directly in test/crds, one per Longhorn kind
@@ -167,6 +171,9 @@ func StartWith(options Options) (*Cluster, error) {
 		}
 		port := listener.Addr().(*net.TCPAddr).Port
 		listener.Close()
+		if options.APIServerPort != 0 {
+			port = options.APIServerPort
+		}
 		apiServer.SecureServing.ListenAddr.Address = options.APIServerAddress
 		apiServer.SecureServing.ListenAddr.Port = fmt.Sprint(port)
 	}
@@ -180,6 +187,9 @@ func StartWith(options Options) (*Cluster, error) {
 	}
 	if options.AggregatorRouting {
 		arguments.Set("enable-aggregator-routing", "true")
+	}
+	for flag, value := range options.APIServerArgs {
+		arguments.Set(flag, value)
 	}
 	config, err := env.Start()
 	if err != nil {

@@ -1,0 +1,71 @@
+package netlab
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// ServeDNS answers A queries for StoreName with StoreAddress, and every other name with NXDOMAIN, on
+// UDP at the node's address, until ctx ends. It runs in the node namespace, where a cluster's DNS
+// would be reached.
+func ServeDNS(ctx context.Context) error {
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(NodeAddress, strconv.Itoa(DNSPort)))
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	go func() {
+		buffer := make([]byte, 512)
+		for {
+			n, peer, err := conn.ReadFrom(buffer)
+			if err != nil {
+				return
+			}
+			if answer, err := answerDNS(buffer[:n]); err == nil {
+				_, _ = conn.WriteTo(answer, peer)
+			}
+		}
+	}()
+	return nil
+}
+
+func answerDNS(query []byte) ([]byte, error) {
+	var parser dnsmessage.Parser
+	header, err := parser.Start(query)
+	if err != nil {
+		return nil, err
+	}
+	question, err := parser.Question()
+	if err != nil {
+		return nil, err
+	}
+	header.Response, header.Authoritative, header.RCode = true, true, dnsmessage.RCodeSuccess
+	known := question.Name.String() == StoreName
+	if !known {
+		header.RCode = dnsmessage.RCodeNameError
+	}
+	builder := dnsmessage.NewBuilder(nil, header)
+	if err := builder.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := builder.Question(question); err != nil {
+		return nil, err
+	}
+	if err := builder.StartAnswers(); err != nil {
+		return nil, err
+	}
+	if known && question.Type == dnsmessage.TypeA {
+		resource := dnsmessage.ResourceHeader{Name: question.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 5}
+		if err := builder.AResource(resource, dnsmessage.AResource{A: netip.MustParseAddr(StoreAddress).As4()}); err != nil {
+			return nil, err
+		}
+	}
+	return builder.Finish()
+}
