@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,11 +82,12 @@ func TestParseConfigWindow(t *testing.T) {
 					},
 					closeWhenIdle: true,
 					maxExtension:  2 * time.Hour,
+					onDemand:      time.Hour,
 				}
 			},
 		},
 		"every window field is read, and allowed CIDRs are masked": {
-			section: "window:\n  opens: \"0 1 * * 6\"\n  duration: 4h\n  lead: 10m\n  closeWhenIdle: false\n  maxExtension: 30m\n" +
+			section: "window:\n  opens: \"0 1 * * 6\"\n  duration: 4h\n  lead: 10m\n  closeWhenIdle: false\n  maxExtension: 30m\n  onDemand: {maxDuration: 20m}\n" +
 				"  targets:\n  - name: manager\n    podSelector: {matchLabels: {app: longhorn-manager}}\n" +
 				"  allowedCIDRs: [10.1.2.3/8, \"fd00::/8\"]\n  backupTargets: [default, offsite]\n",
 			want: func(tb testing.TB) *Window {
@@ -99,11 +101,12 @@ func TestParseConfigWindow(t *testing.T) {
 					BackupTargets: []string{"default", "offsite"},
 					closeWhenIdle: false,
 					maxExtension:  30 * time.Minute,
+					onDemand:      20 * time.Minute,
 				}
 			},
 		},
 		"a lead and a maximum extension of 0 are allowed": {
-			section: "window:\n  opens: \"@daily\"\n  duration: 1h\n  lead: 0s\n  maxExtension: 0s\n",
+			section: "window:\n  opens: \"@daily\"\n  duration: 1h\n  lead: 0s\n  maxExtension: 0s\n  onDemand: {enabled: false, maxDuration: 2h}\n",
 			want: func(tb testing.TB) *Window {
 				return &Window{
 					opens:         mustParseCron(tb, "@daily"),
@@ -142,6 +145,10 @@ func TestParseConfigWindow(t *testing.T) {
 		"a negative lead is invalid": {
 			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  lead: -5m\n",
 			wantErr: `config c.yaml: window.lead: Invalid value: "-5m0s": must be 0 or more and shorter than the duration (3h5m0s), or no backup could ever run`,
+		},
+		"an on-demand opening of 0 is invalid: enabled: false turns it off": {
+			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  onDemand: {maxDuration: 0s}\n",
+			wantErr: `config c.yaml: window.onDemand.maxDuration: Invalid value: "0s": must be above 0; set enabled: false to never open on demand`,
 		},
 		"a negative maximum extension is invalid": {
 			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  maxExtension: -1h\n",
@@ -254,7 +261,7 @@ func TestWindowStateAt(t *testing.T) {
 		"the window is open whatever the fences and backups say": {
 			window: nightlyWindow,
 			now:    nov(21, 3, 59),
-			facts:  WindowFacts{Busy: 3, Fenced: true},
+			facts:  WindowFacts{Store: uploading(3), Fenced: true},
 			want:   WindowStatus{State: WindowOpen, Reason: "inside the window that opened at 2026-11-21 00:55 UTC", NextTransition: nov(21, 4, 0)},
 		},
 		"at the end exactly, with no backup running, the window is closed": {
@@ -265,33 +272,33 @@ func TestWindowStateAt(t *testing.T) {
 		"after the end, running backups keep the window open until the maximum extension": {
 			window: nightlyWindow,
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 2},
-			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 04:00 UTC, but 2 backup(s) are still running or being deleted",
+			facts:  WindowFacts{Store: uploading(2)},
+			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 04:00 UTC, but the object store is busy: 2 backups",
 				NextTransition: nov(21, 5, 0)},
 		},
 		"once fenced after the end, the window stays closed though backups run": {
 			window: nightlyWindow,
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 2, Fenced: true},
+			facts:  WindowFacts{Store: uploading(2), Fenced: true},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"when the extension is used up the window closes though a backup runs": {
 			window: nightlyWindow,
 			now:    nov(21, 5, 0),
-			facts:  WindowFacts{Busy: 1},
+			facts:  WindowFacts{Store: uploading(1)},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"without closeWhenIdle the window closes at its end though a backup runs": {
 			window: nightlyWindow + "  closeWhenIdle: false\n",
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 1},
+			facts:  WindowFacts{Store: uploading(1)},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"an extension ends early when the next opening comes first": {
 			window: "window:\n  opens: \"0 */2 * * *\"\n  duration: 1h\n  maxExtension: 2h\n",
 			now:    nov(21, 1, 30),
-			facts:  WindowFacts{Busy: 1},
-			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 01:00 UTC, but 1 backup(s) are still running or being deleted",
+			facts:  WindowFacts{Store: uploading(1)},
+			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 01:00 UTC, but the object store is busy: 1 backup",
 				NextTransition: nov(21, 2, 0)},
 		},
 		"an open override opens the window until it expires": {
@@ -663,19 +670,13 @@ func BenchmarkValidateScheduleInWindowRepeated(b *testing.B) {
 	}
 }
 
-func TestBusyBackups(t *testing.T) {
-	deleting := metav1.Now()
-	backups := []longhorn.Backup{
-		{Status: longhorn.BackupStatus{State: "InProgress"}},
-		{Status: longhorn.BackupStatus{State: ""}},
-		{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleting}, Status: longhorn.BackupStatus{State: "Completed"}},
-		{Status: longhorn.BackupStatus{State: "Completed"}},
-		{Status: longhorn.BackupStatus{State: "Error"}},
-		{Status: longhorn.BackupStatus{State: "Unknown"}},
+// uploading is count Backups in progress.
+func uploading(count int) StoreFacts {
+	var facts StoreFacts
+	for i := range count {
+		facts.Backups = append(facts.Backups, longhorn.Backup{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("backup-%d", i)}, Status: longhorn.BackupStatus{State: "InProgress"}})
 	}
-	if got := BusyBackups(backups); got != 3 {
-		t.Errorf("BusyBackups = %d, want 3 (in progress, not started, being deleted)", got)
-	}
+	return facts
 }
 
 func TestPollingInterval(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,11 +24,14 @@ import (
 const windowUsage = `Usage:
   backupguard window open --for DURATION [--reason TEXT]   open the S3 window now, for a while
   backupguard window close [--for DURATION]                end a manual opening; with --for, keep it closed
+  backupguard window release [--reason TEXT]               remove the fences and keep them down, e.g. before
+                                                           uninstalling backupguard, until resume
+  backupguard window resume                                end any override or release: follow the schedule
   backupguard window status                                the window as the cluster's leader sees it
   backupguard window status --config FILE [--at TIME]      the window computed from a config, offline
 
 The override lives in the ConfigMap backupguard-window in backupguard's namespace, so every replica and
-a new leader see it, and it expires by itself.
+a new leader see it; open and close expire by themselves, release lasts until resume.
 
 Flags:
 `
@@ -46,6 +50,7 @@ func runWindow(args []string, stdout, stderr io.Writer) int {
 	reason := flags.String("reason", "", "why, shown in status and Events")
 	kubeconfig := flags.String("kubeconfig", "", "kubeconfig file; default: $KUBECONFIG, then in-cluster")
 	namespace := flags.String("namespace", defaultNamespace(), "backupguard's namespace")
+	longhornNamespace := flags.String("longhorn-namespace", policies.DefaultLonghornNamespace, "release only: where the window's NetworkPolicies are")
 	configPath := flags.String("config", "", "status only: compute the window from this config file instead of asking the cluster")
 	at := flags.String("at", "", "status --config only: the instant to compute the window at (RFC 3339); default now")
 	if err := flags.Parse(args); err != nil {
@@ -59,7 +64,7 @@ func runWindow(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if flags.NArg() != 1 {
-		return usageError("name one action: open, close or status")
+		return usageError("name one action: open, close, release, resume or status")
 	}
 	action := flags.Arg(0)
 	now := time.Now().UTC()
@@ -79,8 +84,12 @@ func runWindow(args []string, stdout, stderr io.Writer) int {
 		if *duration < 0 {
 			return usageError("--for must not be negative")
 		}
+	case "release", "resume":
+		if *duration != 0 {
+			return usageError("%s takes no --for: it lasts until the next resume, open or close", action)
+		}
 	default:
-		return usageError("unknown action %q: use open, close or status", action)
+		return usageError("unknown action %q: use open, close, release, resume or status", action)
 	}
 	kube, err := cliClient(*kubeconfig)
 	if err != nil {
@@ -91,21 +100,35 @@ func runWindow(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	switch action {
 	case "open":
-		err = setOverride(ctx, kube, *namespace, map[string]any{controllers.OverrideKey: "open", controllers.OverrideUntilKey: now.Add(*duration).Format(time.RFC3339), controllers.OverrideReasonKey: *reason})
+		until := now.Add(*duration)
+		err = setOverride(ctx, kube, *namespace, &policies.Override{Open: true, Until: until, Reason: *reason})
 		if err == nil {
-			fmt.Fprintf(stdout, "window opened by hand until %s\n", now.Add(*duration).Format("2006-01-02 15:04 UTC"))
+			fmt.Fprintf(stdout, "window opened by hand until %s\n", until.Format("2006-01-02 15:04 UTC"))
 		}
 	case "close":
 		if *duration > 0 {
-			err = setOverride(ctx, kube, *namespace, map[string]any{controllers.OverrideKey: "close", controllers.OverrideUntilKey: now.Add(*duration).Format(time.RFC3339), controllers.OverrideReasonKey: *reason})
+			until := now.Add(*duration)
+			err = setOverride(ctx, kube, *namespace, &policies.Override{Until: until, Reason: *reason})
 			if err == nil {
-				fmt.Fprintf(stdout, "window closed by hand until %s\n", now.Add(*duration).Format("2006-01-02 15:04 UTC"))
+				fmt.Fprintf(stdout, "window closed by hand until %s\n", until.Format("2006-01-02 15:04 UTC"))
 			}
 		} else {
-			err = setOverride(ctx, kube, *namespace, map[string]any{})
+			err = setOverride(ctx, kube, *namespace, nil)
 			if err == nil {
 				fmt.Fprintln(stdout, "manual override removed: the window follows its schedule")
 			}
+		}
+	case "resume":
+		err = setOverride(ctx, kube, *namespace, nil)
+		if err == nil {
+			fmt.Fprintln(stdout, "window resumed: it follows its schedule")
+		}
+	case "release":
+		var removed []string
+		removed, err = release(ctx, kube, *namespace, *longhornNamespace, *reason)
+		if err == nil {
+			fmt.Fprintf(stdout, "window released: %d NetworkPolicies removed (%s); backupguard keeps Longhorn unfenced until `backupguard window resume`\n",
+				len(removed), strings.Join(removed, ", "))
 		}
 	case "status":
 		err = windowStatusOnline(ctx, kube, *namespace, stdout)
@@ -129,17 +152,42 @@ func cliClient(kubeconfig string) (client.Client, error) {
 	return client.New(config, client.Options{Scheme: scheme})
 }
 
-// setOverride applies the override keys of the window ConfigMap as backupguard's CLI; an empty data
-// map releases them, which removes the override.
-func setOverride(ctx context.Context, kube client.Client, namespace string, data map[string]any) error {
+// setOverride applies the override keys of the window ConfigMap as backupguard's CLI; nil releases
+// them, which removes the override.
+func setOverride(ctx context.Context, kube client.Client, namespace string, override *policies.Override) error {
 	object := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": controllers.WindowConfigMap, "namespace": namespace},
 	}}
-	if len(data) > 0 {
-		object.Object["data"] = data
+	if data := policies.OverrideData(override); data != nil {
+		values := map[string]any{}
+		for key, value := range data {
+			values[key] = value
+		}
+		object.Object["data"] = values
 	}
 	return kube.Apply(ctx, client.ApplyConfigurationFromUnstructured(object), client.FieldOwner(cliFieldOwner), client.ForceOwnership)
+}
+
+// release records the release first, so that a running controller does not put the fences back, then
+// removes the window's NetworkPolicies itself, so that Longhorn is unfenced whether or not backupguard
+// still runs. It returns the names of the policies it removed.
+func release(ctx context.Context, kube client.Client, namespace, longhornNamespace, reason string) ([]string, error) {
+	if err := setOverride(ctx, kube, namespace, &policies.Override{Released: true, Reason: reason}); err != nil {
+		return nil, err
+	}
+	existing := &networkingv1.NetworkPolicyList{}
+	if err := kube.List(ctx, existing, client.InNamespace(longhornNamespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
+		return nil, fmt.Errorf("listing the window's NetworkPolicies: %w", err)
+	}
+	removed := []string{}
+	for i := range existing.Items {
+		if err := kube.Delete(ctx, &existing.Items[i]); client.IgnoreNotFound(err) != nil {
+			return removed, fmt.Errorf("deleting NetworkPolicy %s/%s: %w", longhornNamespace, existing.Items[i].Name, err)
+		}
+		removed = append(removed, existing.Items[i].Name)
+	}
+	return removed, nil
 }
 
 func windowStatusOnline(ctx context.Context, kube client.Client, namespace string, stdout io.Writer) error {
@@ -153,12 +201,15 @@ func windowStatusOnline(ctx context.Context, kube client.Client, namespace strin
 	fmt.Fprintf(stdout, "state:           %s\n", state.Annotations[controllers.StateAnnotation])
 	fmt.Fprintf(stdout, "reason:          %s\n", state.Annotations[controllers.ReasonAnnotation])
 	fmt.Fprintf(stdout, "next transition: %s\n", orNone(state.Annotations[controllers.NextTransitionAnnoation]))
-	override, err := controllers.ParseOverride(state.Data)
+	fmt.Fprintf(stdout, "last opened:     %s\n", orNone(state.Annotations[controllers.OpenedAtAnnotation]))
+	override, err := policies.ParseOverride(state.Data)
 	switch {
 	case err != nil:
 		fmt.Fprintf(stdout, "override:        unreadable (%v)\n", err)
 	case override == nil:
 		fmt.Fprintln(stdout, "override:        none")
+	case override.Released:
+		fmt.Fprintf(stdout, "override:        released%s\n", reasonText(override.Reason))
 	default:
 		fmt.Fprintf(stdout, "override:        %s until %s%s\n", overrideMode(override), override.Until.UTC().Format(time.RFC3339), reasonText(override.Reason))
 	}

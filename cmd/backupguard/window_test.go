@@ -74,12 +74,12 @@ func TestRunWindow(t *testing.T) {
 		"no action": {
 			args:       []string{"window"},
 			wantCode:   2,
-			wantStderr: "backupguard window: name one action: open, close or status\n",
+			wantStderr: "backupguard window: name one action: open, close, release, resume or status\n",
 		},
 		"an unknown action": {
 			args:       []string{"window", "toggle"},
 			wantCode:   2,
-			wantStderr: "backupguard window: unknown action \"toggle\": use open, close or status\n",
+			wantStderr: "backupguard window: unknown action \"toggle\": use open, close, release, resume or status\n",
 		},
 	}
 	for name, tc := range cases {

@@ -415,13 +415,14 @@ func TestWindowOverride(t *testing.T) {
 	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: w.own, Name: controllers.WindowConfigMap}, state); err != nil {
 		t.Fatal(err)
 	}
-	until, err := time.Parse(time.RFC3339, state.Data[controllers.OverrideUntilKey])
+	until, err := time.Parse(time.RFC3339, state.Data[policies.OverrideUntilKey])
 	if err != nil {
-		t.Fatalf("override until %q: %v", state.Data[controllers.OverrideUntilKey], err)
+		t.Fatalf("override until %q: %v", state.Data[policies.OverrideUntilKey], err)
 	}
 	wantStatus := "state:           overridden\n" +
 		"reason:          opened by hand until " + until.Format("2006-01-02 15:04 UTC") + " (manual backup)\n" +
 		"next transition: " + until.Format(time.RFC3339) + "\n" +
+		"last opened:     " + now.Format(time.RFC3339) + "\n" +
 		"override:        open until " + until.Format(time.RFC3339) + " (manual backup)\n"
 	if diff := cmp.Diff(wantStatus, string(statusOut)); diff != "" {
 		t.Errorf("window status (-want +got):\n%s", diff)
