@@ -232,7 +232,9 @@ func (w *WindowController) Reconcile(ctx context.Context) time.Duration {
 	}
 	wait := w.Resync
 	if status.State.IsOpen() {
-		if !previous.IsOpen() || (status.State == policies.WindowOpen && previous != policies.WindowOpen) {
+		// An opening is recorded from closed, at a scheduled opening, and when none is recorded yet
+		// (published by a version that did not record it).
+		if !previous.IsOpen() || (status.State == policies.WindowOpen && previous != policies.WindowOpen) || lastOpened.IsZero() {
 			lastOpened = now
 		}
 		// While fenced, a target that polls was marked unavailable and Longhorn refuses backups until a

@@ -71,6 +71,11 @@ func TestRunWindow(t *testing.T) {
 			wantCode:   2,
 			wantStderr: "backupguard window: open needs --for, e.g. --for 2h\n",
 		},
+		"release with --for: a release lasts until resume": {
+			args:       []string{"window", "release", "--for", "1h"},
+			wantCode:   2,
+			wantStderr: "backupguard window: release takes no --for: it lasts until the next resume, open or close\n",
+		},
 		"no action": {
 			args:       []string{"window"},
 			wantCode:   2,
