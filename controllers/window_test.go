@@ -305,3 +305,16 @@ func TestWindowControllerDeadMansSwitch(t *testing.T) {
 		t.Errorf("last opened = %v, want the opening", got)
 	}
 }
+
+func TestWindowControllerRecordsAnOpeningMissingFromAnOpenWindow(t *testing.T) {
+	// Published "open" by a version that did not record openings, at 02:00 inside the window.
+	f := newWindowFixture(t, utc(21, 2, 0, 0), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: testOwn, Name: WindowConfigMap,
+		Labels: map[string]string{policies.ManagedByLabel: policies.ManagedByValue}, Annotations: map[string]string{StateAnnotation: "open"}}})
+	f.reconcile()
+	if got := f.state().Annotations[OpenedAtAnnotation]; got != "2026-11-21T02:00:00Z" {
+		t.Errorf("opened-at = %q, want now", got)
+	}
+	if got := testutil.ToFloat64(windowOpeningOverdue); got != 0 {
+		t.Errorf("overdue = %v for an open window, want 0", got)
+	}
+}
