@@ -124,11 +124,9 @@ func runWindow(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "window resumed: it follows its schedule")
 		}
 	case "release":
-		var removed []string
-		removed, err = release(ctx, kube, *namespace, *longhornNamespace, *reason)
+		err = release(ctx, kube, *namespace, *longhornNamespace, *reason)
 		if err == nil {
-			fmt.Fprintf(stdout, "window released: %d NetworkPolicies removed (%s); backupguard keeps Longhorn unfenced until `backupguard window resume`\n",
-				len(removed), strings.Join(removed, ", "))
+			fmt.Fprintf(stdout, "window released: no NetworkPolicy of the window remains in %s; backupguard keeps Longhorn unfenced until `backupguard window resume`\n", *longhornNamespace)
 		}
 	case "status":
 		err = windowStatusOnline(ctx, kube, *namespace, stdout)
@@ -171,23 +169,34 @@ func setOverride(ctx context.Context, kube client.Client, namespace string, over
 
 // release records the release first, so that a running controller does not put the fences back, then
 // removes the window's NetworkPolicies itself, so that Longhorn is unfenced whether or not backupguard
-// still runs. It returns the names of the policies it removed.
-func release(ctx context.Context, kube client.Client, namespace, longhornNamespace, reason string) ([]string, error) {
+// still runs (a running controller may remove some first), and checks that none remains.
+func release(ctx context.Context, kube client.Client, namespace, longhornNamespace, reason string) error {
 	if err := setOverride(ctx, kube, namespace, &policies.Override{Released: true, Reason: reason}); err != nil {
-		return nil, err
+		return err
 	}
-	existing := &networkingv1.NetworkPolicyList{}
-	if err := kube.List(ctx, existing, client.InNamespace(longhornNamespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
-		return nil, fmt.Errorf("listing the window's NetworkPolicies: %w", err)
-	}
-	removed := []string{}
-	for i := range existing.Items {
-		if err := kube.Delete(ctx, &existing.Items[i]); client.IgnoreNotFound(err) != nil {
-			return removed, fmt.Errorf("deleting NetworkPolicy %s/%s: %w", longhornNamespace, existing.Items[i].Name, err)
+	list := func() ([]networkingv1.NetworkPolicy, error) {
+		existing := &networkingv1.NetworkPolicyList{}
+		if err := kube.List(ctx, existing, client.InNamespace(longhornNamespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
+			return nil, fmt.Errorf("listing the window's NetworkPolicies: %w", err)
 		}
-		removed = append(removed, existing.Items[i].Name)
+		return existing.Items, nil
 	}
-	return removed, nil
+	existing, err := list()
+	if err != nil {
+		return err
+	}
+	for i := range existing {
+		if err := kube.Delete(ctx, &existing[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", longhornNamespace, existing[i].Name, err)
+		}
+	}
+	if remaining, err := list(); err != nil || len(remaining) > 0 {
+		if err == nil {
+			err = fmt.Errorf("%d of the window's NetworkPolicies came back in %s: is an older backupguard, which does not know releases, running?", len(remaining), longhornNamespace)
+		}
+		return err
+	}
+	return nil
 }
 
 func windowStatusOnline(ctx context.Context, kube client.Client, namespace string, stdout io.Writer) error {

@@ -571,7 +571,7 @@ func TestWindowRelease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backupguard window release: %v\n%s", err, out)
 	}
-	want := "window released: 2 NetworkPolicies removed (" + strings.Join(fencedNames, ", ") + "); backupguard keeps Longhorn unfenced until `backupguard window resume`\n"
+	want := "window released: no NetworkPolicy of the window remains in " + w.longhorn + "; backupguard keeps Longhorn unfenced until `backupguard window resume`\n"
 	if diff := cmp.Diff(want, string(out)); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
@@ -597,4 +597,30 @@ func TestWindowRelease(t *testing.T) {
 	}
 	w.eventuallyFenced("resume to put the fences back", true)
 	w.eventuallyState(policies.WindowClosed)
+}
+
+// TestWindowReleaseWhileBackupguardIsDown releases a fenced window with no controller running, as when
+// backupguard is broken: the command removes the policies itself, and a controller started afterwards
+// honours the release.
+func TestWindowReleaseWhileBackupguardIsDown(t *testing.T) {
+	w := newWindowWorld(t, "55 0 * * *")
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	stop := w.start(clock, false)
+	w.eventuallyFenced("the fences to go up", true)
+	stop()
+
+	out, err := exec.Command(binary, "window", "release", "--namespace", w.own, "--longhorn-namespace", w.longhorn, "--kubeconfig", testCluster.Kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backupguard window release: %v\n%s", err, out)
+	}
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("policies after a release with backupguard down: %v", names)
+	}
+	restarted := clocktesting.NewFakeClock(clock.Now())
+	w.start(restarted, false)
+	w.eventuallyState(policies.WindowReleased)
+	eventually(t, "the restarted controller to have decided", func() (bool, string) { return restarted.HasWaiters(), "still deciding" })
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("the restarted controller re-fenced a released window: %v", names)
+	}
 }
