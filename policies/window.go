@@ -32,10 +32,10 @@ type WindowConfig struct {
 	Targets []WindowTarget `json:"targets,omitempty"`
 	// AllowedCIDRs stay reachable while closed, e.g. in-cluster ranges that are not pods.
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
-	// BackupTargets are the BackupTargets to re-sync at each opening (default: all).
+	// BackupTargets are the BackupTargets to sync at each opening, until they report it (default: all).
 	BackupTargets []string `json:"backupTargets,omitempty"`
-	// CloseWhenIdle keeps the window open past its end while a backup is running or being deleted
-	// (default true), up to MaxExtension.
+	// CloseWhenIdle keeps the window open past its end while the object store is busy (StoreFacts.Work:
+	// backups, deletions, system backups, restores, recurring-job pods; default true), up to MaxExtension.
 	CloseWhenIdle *bool `json:"closeWhenIdle,omitempty"`
 	// MaxExtension is the longest the window stays open past its end (default 2h).
 	MaxExtension *metav1.Duration `json:"maxExtension,omitempty"`
