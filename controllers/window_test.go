@@ -318,3 +318,16 @@ func TestWindowControllerRecordsAnOpeningMissingFromAnOpenWindow(t *testing.T) {
 		t.Errorf("overdue = %v for an open window, want 0", got)
 	}
 }
+
+func TestWindowControllerIgnoresABrokenOverride(t *testing.T) {
+	// Inside the window, a broken override neither closes nor keeps anything: the schedule decides.
+	f := newWindowFixture(t, utc(21, 2, 0, 0), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: testOwn, Name: WindowConfigMap},
+		Data: map[string]string{policies.OverrideKey: "close", policies.OverrideUntilKey: "tomorrow"}})
+	f.reconcile()
+	if names := f.policyNames(); len(names) != 0 {
+		t.Errorf("policies inside the window with a broken close override: %v", names)
+	}
+	if got := f.state().Annotations[StateAnnotation]; got != "open" {
+		t.Errorf("state = %q, want open", got)
+	}
+}

@@ -232,6 +232,7 @@ func TestCompileWindowNil(t *testing.T) {
 
 func TestWindowStateAt(t *testing.T) {
 	const closedUntilTomorrow = "outside the window; it next opens at 2026-11-22 00:55 UTC"
+	asked := StoreFacts{Backups: []longhorn.Backup{backupIn("manual", "")}}
 	cases := map[string]struct {
 		window string
 		now    time.Time
@@ -342,6 +343,64 @@ func TestWindowStateAt(t *testing.T) {
 			now:    nov(21, 11, 59),
 			facts:  WindowFacts{Fenced: true},
 			want:   WindowStatus{State: WindowOpen, Reason: "inside the window that opened at 2026-11-21 10:00 UTC", NextTransition: nov(21, 13, 0)},
+		},
+		// Opening on demand, and releases.
+		"a Backup asked for while closed opens the window on demand, naming it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0), Requests: []string{"Backup manual"}},
+		},
+		"the on-demand opening stays while the store is busy": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 20),
+			facts:  WindowFacts{Store: uploading(1), OnDemandSince: nov(21, 12, 0)},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0)},
+		},
+		"the on-demand opening closes when idle, and remembers when it began": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 20),
+			facts:  WindowFacts{OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"the on-demand opening closes at its longest though a backup still waits, and that backup does not open it again": {
+			window: nightlyWindow,
+			now:    nov(21, 13, 0),
+			facts:  WindowFacts{Store: asked, OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"once closed after an on-demand opening, running work does not reopen it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 30),
+			facts:  WindowFacts{Fenced: true, Store: uploading(1), OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"an on-demand opening ends at the next scheduled opening, which takes over": {
+			window: nightlyWindow,
+			now:    nov(22, 0, 30),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-22 00:30 UTC while the object store is busy, until 2026-11-22 01:30 UTC at the latest: 1 backup",
+				NextTransition: nov(22, 0, 55), OnDemandSince: nov(22, 0, 30), Requests: []string{"Backup manual"}},
+		},
+		"without onDemand a Backup asked for while closed leaves the window closed": {
+			window: nightlyWindow + "  onDemand: {enabled: false}\n",
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a close override keeps a Backup asked for from opening the window": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, Override: &Override{Until: nov(21, 14, 0), Reason: "bucket migration"}},
+			want:   WindowStatus{State: WindowClosed, Reason: "closed by hand until 2026-11-21 14:00 UTC (bucket migration)", NextTransition: nov(21, 14, 0)},
+		},
+		"a release opens the window with no end, whatever the schedule": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Override: &Override{Released: true, Reason: "uninstall"}},
+			want:   WindowStatus{State: WindowReleased, Reason: "released by hand (uninstall): no fence until `backupguard window resume`"},
 		},
 	}
 	for name, tc := range cases {
