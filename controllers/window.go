@@ -43,7 +43,9 @@ const (
 	OpenedAtAnnotation = "backupguard.io/window-opened-at"
 	// OnDemandSinceAnnotation is when the latest on-demand opening began.
 	OnDemandSinceAnnotation = "backupguard.io/window-on-demand-since"
-	windowFieldOwner        = "backupguard"
+	// ClosedAtAnnotation is when the window last closed: Backups asked for after it open it on demand.
+	ClosedAtAnnotation = "backupguard.io/window-closed-at"
+	windowFieldOwner   = "backupguard"
 )
 
 var (
@@ -248,7 +250,11 @@ func (w *WindowController) Reconcile(ctx context.Context) time.Duration {
 			wait = min(wait, max(recheck.Sub(now), 0))
 		}
 	}
-	if err := w.publish(ctx, state, status, lastOpened); err != nil {
+	closedAt := annotationTime(state, ClosedAtAnnotation)
+	if !status.State.IsOpen() && (previous != policies.WindowClosed || closedAt.IsZero()) {
+		closedAt = now
+	}
+	if err := w.publish(ctx, state, status, lastOpened, closedAt); err != nil {
 		w.Log.Error(err, "publishing the window state")
 		return retryAfterError
 	}
@@ -293,7 +299,8 @@ func (w *WindowController) readState(ctx context.Context) (*corev1.ConfigMap, er
 
 // facts gathers, once, everything the window's decision reads.
 func (w *WindowController) facts(ctx context.Context, namespace string, override *policies.Override, state *corev1.ConfigMap) (policies.WindowFacts, error) {
-	facts := policies.WindowFacts{Override: override, OnDemandSince: annotationTime(state, OnDemandSinceAnnotation)}
+	facts := policies.WindowFacts{Override: override, OnDemandSince: annotationTime(state, OnDemandSinceAnnotation),
+		ClosedSince: annotationTime(state, ClosedAtAnnotation)}
 	backups := &longhorn.BackupList{}
 	systemBackups := &longhorn.SystemBackupList{}
 	backingImageBackups := &longhorn.BackupBackingImageList{}
@@ -418,12 +425,13 @@ func (w *WindowController) reportAvailability(ctx context.Context, namespace str
 
 // publish writes the state into the ConfigMap's annotations, for `backupguard window status`, the dead
 // man's switch and the next leader, when it changed.
-func (w *WindowController) publish(ctx context.Context, state *corev1.ConfigMap, status policies.WindowStatus, openedAt time.Time) error {
+func (w *WindowController) publish(ctx context.Context, state *corev1.ConfigMap, status policies.WindowStatus, openedAt, closedAt time.Time) error {
 	annotations := map[string]string{
 		StateAnnotation:  string(status.State),
 		ReasonAnnotation: status.Reason,
 	}
-	for key, at := range map[string]time.Time{NextTransitionAnnoation: status.NextTransition, OpenedAtAnnotation: openedAt, OnDemandSinceAnnotation: status.OnDemandSince} {
+	for key, at := range map[string]time.Time{NextTransitionAnnoation: status.NextTransition, OpenedAtAnnotation: openedAt,
+		OnDemandSinceAnnotation: status.OnDemandSince, ClosedAtAnnotation: closedAt} {
 		if !at.IsZero() {
 			annotations[key] = at.UTC().Format(time.RFC3339)
 		}
@@ -444,7 +452,7 @@ func (w *WindowController) publish(ctx context.Context, state *corev1.ConfigMap,
 // ownAnnotations are the annotations the controller publishes, out of all the ConfigMap has.
 func ownAnnotations(all map[string]string) map[string]string {
 	own := map[string]string{}
-	for _, key := range []string{StateAnnotation, ReasonAnnotation, NextTransitionAnnoation, OpenedAtAnnotation, OnDemandSinceAnnotation} {
+	for _, key := range []string{StateAnnotation, ReasonAnnotation, NextTransitionAnnoation, OpenedAtAnnotation, OnDemandSinceAnnotation, ClosedAtAnnotation} {
 		if value, found := all[key]; found {
 			own[key] = value
 		}

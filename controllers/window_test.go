@@ -134,6 +134,7 @@ func TestWindowControllerFencesAndPublishes(t *testing.T) {
 		t.Errorf("policies (-want +got):\n%s", diff)
 	}
 	want := map[string]string{
+		ClosedAtAnnotation:      "2026-11-21T12:00:00Z",
 		StateAnnotation:         "closed",
 		ReasonAnnotation:        "outside the window; it next opens at 2026-11-22 00:55 UTC",
 		NextTransitionAnnoation: "2026-11-22T00:55:00Z",
@@ -329,5 +330,27 @@ func TestWindowControllerIgnoresABrokenOverride(t *testing.T) {
 	}
 	if got := f.state().Annotations[StateAnnotation]; got != "open" {
 		t.Errorf("state = %q, want open", got)
+	}
+}
+
+func TestWindowControllerDoesNotReopenForABackupLeftWaitingAtTheClose(t *testing.T) {
+	f := newWindowFixture(t, utc(22, 3, 0, 0), &longhorn.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: testLonghorn, Name: "stuck",
+		CreationTimestamp: metav1.NewTime(utc(22, 3, 30, 0))}, Status: longhorn.BackupStatus{State: "Pending"}})
+	f.reconcile()
+	f.clock.SetTime(utc(22, 4, 30, 0))
+	f.reconcile()
+	if got := f.state().Annotations[StateAnnotation]; got != "extended" {
+		t.Errorf("state at 04:30 = %q, want extended", got)
+	}
+	// The extension is used up at 05:00: closed, and the Backup asked for while open does not reopen it.
+	f.clock.SetTime(utc(22, 5, 0, 0))
+	f.reconcile()
+	f.clock.SetTime(utc(22, 5, 1, 0))
+	f.reconcile()
+	if got := f.state().Annotations[StateAnnotation]; got != "closed" {
+		t.Errorf("state after the extension = %q, want closed", got)
+	}
+	if diff := cmp.Diff(fenced, f.policyNames()); diff != "" {
+		t.Errorf("policies after the extension (-want +got):\n%s", diff)
 	}
 }

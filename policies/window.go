@@ -210,9 +210,12 @@ type WindowFacts struct {
 	Fenced bool
 	// Store is the work with the object store.
 	Store StoreFacts
-	// OnDemandSince is when the latest on-demand opening began (zero when none): it bounds that
-	// opening, and only a request made after it opens the window again.
+	// OnDemandSince is when the latest on-demand opening began (zero when none): it bounds that opening.
 	OnDemandSince time.Time
+	// ClosedSince is when the window last closed (zero when unknown): only a Backup or SystemBackup
+	// created after it was asked for while closed. One created while the window was open and still
+	// waiting when it closed (e.g. past maxExtension) does not reopen it.
+	ClosedSince time.Time
 }
 
 // WindowStatus is the window at one instant.
@@ -261,11 +264,18 @@ func (w *Window) stateAt(now time.Time, facts WindowFacts) WindowStatus {
 	}
 	if w.onDemand > 0 {
 		// An opening on demand lasts while the store is busy, up to onDemand, and once closed stays
-		// closed: only a request made after it began opens the window again.
+		// closed: only a request made after that opens the window again.
 		if since := facts.OnDemandSince; !since.IsZero() && now.Before(since.Add(w.onDemand)) && work.Total() > 0 && !facts.Fenced {
 			return WindowStatus{State: WindowOnDemand, Reason: onDemandReason(since, since.Add(w.onDemand), work), NextTransition: earliest(since.Add(w.onDemand), next)}
 		}
-		if requests := facts.Store.Requests(facts.OnDemandSince); len(requests) > 0 {
+		// Only a closed, fenced window opens on demand, for a request made after it closed (and after
+		// the last on-demand opening began, which a request may outlive): a window that is closing now
+		// closes first, so a Backup asked for while it was open and still waiting does not reopen it.
+		asked := facts.ClosedSince
+		if facts.OnDemandSince.After(asked) {
+			asked = facts.OnDemandSince
+		}
+		if requests := facts.Store.Requests(asked); facts.Fenced && len(requests) > 0 {
 			return WindowStatus{State: WindowOnDemand, Reason: onDemandReason(now, now.Add(w.onDemand), work), NextTransition: earliest(now.Add(w.onDemand), next),
 				OnDemandSince: now, Requests: requests}
 		}

@@ -384,6 +384,25 @@ func TestWindowStateAt(t *testing.T) {
 			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-22 00:30 UTC while the object store is busy, until 2026-11-22 01:30 UTC at the latest: 1 backup",
 				NextTransition: nov(22, 0, 55), OnDemandSince: nov(22, 0, 30), Requests: []string{"Backup manual"}},
 		},
+		"a Backup created while the window was open and still waiting when it closed does not reopen it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, ClosedSince: nov(21, 11, 30)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a window closing now closes first, whatever waits": {
+			window: nightlyWindow,
+			now:    nov(21, 5, 0),
+			facts:  WindowFacts{Store: asked},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a Backup created after the window closed opens it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, ClosedSince: nov(21, 5, 0)},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0), Requests: []string{"Backup manual"}},
+		},
 		"without onDemand a Backup asked for while closed leaves the window closed": {
 			window: nightlyWindow + "  onDemand: {enabled: false}\n",
 			now:    nov(21, 12, 0),
