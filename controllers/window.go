@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,20 +26,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/backupguard/backupguard/longhorn"
+	"github.com/backupguard/backupguard/lookup"
 	"github.com/backupguard/backupguard/policies"
 )
 
 // The window's object in backupguard's namespace: `backupguard window` writes the override into its
-// data, the controller publishes the state in its annotations, and Events are recorded on it.
+// data (policies.OverrideData), the controller publishes the state in its annotations, and Events are
+// recorded on it. It is the shared truth: a new leader, `window status` and the dead man's switch read
+// the state and the last opening from it.
 const (
 	WindowConfigMap         = "backupguard-window"
-	OverrideKey             = "override"
-	OverrideUntilKey        = "until"
-	OverrideReasonKey       = "reason"
 	StateAnnotation         = "backupguard.io/window-state"
 	ReasonAnnotation        = "backupguard.io/window-reason"
 	NextTransitionAnnoation = "backupguard.io/window-next-transition"
-	windowFieldOwner        = "backupguard"
+	// OpenedAtAnnotation is when the window last opened (from closed, or at a scheduled opening).
+	OpenedAtAnnotation = "backupguard.io/window-opened-at"
+	// OnDemandSinceAnnotation is when the latest on-demand opening began.
+	OnDemandSinceAnnotation = "backupguard.io/window-on-demand-since"
+	// ClosedAtAnnotation is when the window last closed: Backups asked for after it open it on demand.
+	ClosedAtAnnotation = "backupguard.io/window-closed-at"
+	windowFieldOwner   = "backupguard"
 )
 
 var (
@@ -54,16 +61,23 @@ var (
 	backupTargetAvailable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backupguard_backup_target_available", Help: "1 when Longhorn reports the BackupTarget available.",
 	}, []string{"name"})
+	windowLastOpened = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "backupguard_window_last_opened_timestamp_seconds", Help: "When the window last opened (Unix time), as recorded in its ConfigMap; 0 before the first opening.",
+	})
+	windowOpeningOverdue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "backupguard_window_next_opening_overdue", Help: "1 when the window is still closed 10 minutes past a scheduled opening (a close or release override aside).",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(windowOpen, windowNextTransition, windowTransitions, backupTargetAvailable)
+	metrics.Registry.MustRegister(windowOpen, windowNextTransition, windowTransitions, backupTargetAvailable, windowLastOpened, windowOpeningOverdue)
 }
 
 // WindowController keeps Longhorn's object-store egress fenced outside the S3 window: it applies the
 // NetworkPolicies while closed and removes them while open, asks the BackupTargets to sync at each
-// opening, holds the window open while backups still run, and restores a policy someone removed. It
-// derives everything from the clock and the cluster, so a restart at any moment converges at once.
+// opening until they report it, holds the window open while the store is busy, opens it on demand for
+// a backup asked for while closed, and restores a policy someone removed. It derives everything from
+// the clock and the cluster, so a restart at any moment converges at once.
 type WindowController struct {
 	// Client reads through the cache and writes to the API server.
 	Client client.Client
@@ -75,9 +89,16 @@ type WindowController struct {
 	Log       logr.Logger
 	// Resync bounds the time between two checks, whatever the informers say.
 	Resync time.Duration
+	// Pods lists Longhorn's recurring-job pods; SetupWithManager sets it from the manager's cache.
+	Pods RecurringJobPodLister
 
 	trigger       chan struct{}
 	lastAvailable map[string]bool
+}
+
+// RecurringJobPodLister lists the recurring-job pods of a namespace (lookup.RecurringJobPods).
+type RecurringJobPodLister interface {
+	In(namespace string) ([]policies.RecurringJobPod, error)
 }
 
 // NeedLeaderElection is true: one replica drives the window.
@@ -85,23 +106,46 @@ func (w *WindowController) NeedLeaderElection() bool { return true }
 
 // SetupWithManager makes every change to what the window depends on wake the controller.
 func (w *WindowController) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	w.trigger = make(chan struct{}, 1)
-	w.lastAvailable = map[string]bool{}
+	w.init()
 	kick := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.Kick() },
 		UpdateFunc: func(any, any) { w.Kick() },
 		DeleteFunc: func(any) { w.Kick() },
 	}
-	for _, watched := range []client.Object{&networkingv1.NetworkPolicy{}, &longhorn.Backup{}, &longhorn.BackupTarget{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{}} {
-		informer, err := mgr.GetCache().GetInformer(ctx, watched)
+	watched := []client.Object{&networkingv1.NetworkPolicy{}, &longhorn.Backup{}, &longhorn.SystemBackup{}, &longhorn.BackupBackingImage{},
+		&longhorn.Volume{}, &longhorn.BackupTarget{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{}}
+	for _, object := range watched {
+		informer, err := mgr.GetCache().GetInformer(ctx, object)
 		if err != nil {
-			return fmt.Errorf("watching %T: %w", watched, err)
+			return fmt.Errorf("watching %T: %w", object, err)
 		}
 		if _, err := informer.AddEventHandler(kick); err != nil {
 			return err
 		}
 	}
+	// Pods are cached cluster-wide for placement: only recurring-job pods wake the window.
+	pods, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
+	if err != nil {
+		return fmt.Errorf("watching Pods: %w", err)
+	}
+	if _, err := pods.AddEventHandler(toolscache.FilteringResourceEventHandler{FilterFunc: lookup.IsRecurringJobPod, Handler: kick}); err != nil {
+		return err
+	}
+	if w.Pods == nil {
+		if w.Pods, err = lookup.NewRecurringJobPods(ctx, mgr.GetCache()); err != nil {
+			return err
+		}
+	}
 	return mgr.Add(w)
+}
+
+func (w *WindowController) init() {
+	if w.trigger == nil {
+		w.trigger = make(chan struct{}, 1)
+	}
+	if w.lastAvailable == nil {
+		w.lastAvailable = map[string]bool{}
+	}
 }
 
 // Kick asks for a check now, e.g. after the config changed.
@@ -115,10 +159,11 @@ func (w *WindowController) Kick() {
 // Start runs the loop until ctx ends: check, then sleep until the next transition, the resync, or a
 // change in the cluster, whichever comes first.
 func (w *WindowController) Start(ctx context.Context) error {
+	w.init()
 	w.Log.Info("window controller started")
 	for {
 		// The deadline is absolute, so time that passes while checking is not slept again.
-		deadline := w.Clock.Now().Add(w.reconcile(ctx))
+		deadline := w.Clock.Now().Add(w.Reconcile(ctx))
 		if !w.Clock.Now().Before(deadline) {
 			continue
 		}
@@ -134,7 +179,16 @@ func (w *WindowController) Start(ctx context.Context) error {
 // retryAfterError is how soon a failed check is retried.
 const retryAfterError = 2 * time.Second
 
-func (w *WindowController) reconcile(ctx context.Context) time.Duration {
+// Reconcile checks the window once: it gathers the facts, decides (policies.Window.StateAt), enforces
+// the decision, asks for syncs and publishes; it returns how soon to check again.
+//
+// The order is the honest one: the fences come down first, then the BackupTargets are asked to sync,
+// then "open" is published; so a published "open" means Longhorn can reach the store and a sync is
+// under way. That backups can run is told apart, when a target reports available (Event
+// BackupTargetAvailable, metric backupguard_backup_target_available). Closing, the fences go up before
+// "closed" is published.
+func (w *WindowController) Reconcile(ctx context.Context) time.Duration {
+	w.init()
 	config := w.Config()
 	window := config.CompiledWindow()
 	namespace := config.Longhorn.Namespace
@@ -144,20 +198,31 @@ func (w *WindowController) reconcile(ctx context.Context) time.Duration {
 			return retryAfterError
 		}
 		windowOpen.Set(1)
+		windowOpeningOverdue.Set(0)
 		return w.Resync
 	}
-	now := w.Clock.Now()
+	now := w.Clock.Now().UTC()
 	state, err := w.readState(ctx)
 	if err != nil {
 		w.Log.Error(err, "reading the window's ConfigMap")
 		return retryAfterError
 	}
-	facts, err := w.facts(ctx, namespace, window, state)
+	override, err := policies.ParseOverride(state.Data)
+	if err != nil {
+		w.Log.Error(err, "ignoring the window override")
+	}
+	// The dead man's switch is set first: a check that fails below is what it reports.
+	lastOpened := annotationTime(state, OpenedAtAnnotation)
+	windowLastOpened.Set(unixOrZero(lastOpened))
+	windowOpeningOverdue.Set(boolGauge(window.OpeningOverdue(now, lastOpened, override)))
+
+	facts, err := w.facts(ctx, namespace, override, state)
 	if err != nil {
 		w.Log.Error(err, "reading what the window depends on")
 		return retryAfterError
 	}
 	status := window.StateAt(now, facts)
+	previous := policies.WindowState(state.Annotations[StateAnnotation])
 	if status.State.IsOpen() {
 		err = w.removePolicies(ctx, namespace, nil)
 	} else {
@@ -167,41 +232,59 @@ func (w *WindowController) reconcile(ctx context.Context) time.Duration {
 		w.Log.Error(err, "enforcing the window", "state", status.State)
 		return retryAfterError
 	}
-	previous := policies.WindowState(state.Annotations[StateAnnotation])
+	wait := w.Resync
+	if status.State.IsOpen() {
+		// An opening is recorded from closed, at a scheduled opening, and when none is recorded yet
+		// (published by a version that did not record it).
+		if !previous.IsOpen() || (status.State == policies.WindowOpen && previous != policies.WindowOpen) || lastOpened.IsZero() {
+			lastOpened = now
+		}
+		// While fenced, a target that polls was marked unavailable and Longhorn refuses backups until a
+		// sync succeeds; with polling off nothing would ever re-probe it.
+		recheck, err := w.requestSyncs(ctx, namespace, window, lastOpened, now)
+		if err != nil {
+			w.Log.Error(err, "requesting a BackupTarget sync")
+			return retryAfterError
+		}
+		if !recheck.IsZero() {
+			wait = min(wait, max(recheck.Sub(now), 0))
+		}
+	}
+	closedAt := annotationTime(state, ClosedAtAnnotation)
+	if !status.State.IsOpen() && (previous != policies.WindowClosed || closedAt.IsZero()) {
+		closedAt = now
+	}
+	if err := w.publish(ctx, state, status, lastOpened, closedAt); err != nil {
+		w.Log.Error(err, "publishing the window state")
+		return retryAfterError
+	}
+	if published, err := w.readState(ctx); err == nil && published.ResourceVersion != "" {
+		state = published
+	}
 	if previous != status.State {
 		windowTransitions.WithLabelValues(string(status.State)).Inc()
 		w.Log.Info("window changed", "from", previous, "to", status.State, "reason", status.Reason, "next", status.NextTransition)
-		if err := w.publish(ctx, status); err != nil {
-			w.Log.Error(err, "publishing the window state")
-			return retryAfterError
-		}
-		if published, err := w.readState(ctx); err == nil && published.UID != "" {
-			state = published
-		}
-		w.record(state, corev1.EventTypeNormal, "Window"+capitalize(string(status.State)), status.Reason)
-		if status.State.IsOpen() && !previous.IsOpen() {
-			// While fenced, Longhorn marked the target unavailable and refuses backups until a sync
-			// succeeds; with polling off nothing would ever re-probe it.
-			if err := w.requestSync(ctx, namespace, window, now); err != nil {
-				w.Log.Error(err, "requesting a BackupTarget sync")
-				return retryAfterError
-			}
-		}
+		w.record(state, corev1.EventTypeNormal, eventReasons[status.State], status.Reason)
+	}
+	if len(status.Requests) > 0 {
+		w.Log.Info("window opened on demand", "requests", status.Requests, "until", status.NextTransition)
+		w.record(state, corev1.EventTypeNormal, "WindowOpenedOnDemand", fmt.Sprintf("for %s: %s", strings.Join(status.Requests, ", "), status.Reason))
 	}
 	w.reportAvailability(ctx, namespace, window, state)
-	if status.State.IsOpen() {
-		windowOpen.Set(1)
-	} else {
-		windowOpen.Set(0)
-	}
-	wait := w.Resync
+	windowOpen.Set(boolGauge(status.State.IsOpen()))
+	windowLastOpened.Set(unixOrZero(lastOpened))
+	windowOpeningOverdue.Set(boolGauge(window.OpeningOverdue(now, lastOpened, override)))
 	if !status.NextTransition.IsZero() {
 		windowNextTransition.Set(float64(status.NextTransition.Unix()))
-		if until := status.NextTransition.Sub(now); until < wait {
-			wait = max(until, 0)
-		}
+		wait = min(wait, max(status.NextTransition.Sub(now), 0))
 	}
 	return wait
+}
+
+// eventReasons are the Event reasons of the states entered.
+var eventReasons = map[policies.WindowState]string{
+	policies.WindowClosed: "WindowClosed", policies.WindowOpen: "WindowOpen", policies.WindowExtended: "WindowExtended",
+	policies.WindowOverridden: "WindowOverridden", policies.WindowOnDemand: "WindowOnDemand", policies.WindowReleased: "WindowReleased",
 }
 
 // readState gets the window ConfigMap, or an empty one when it does not exist yet.
@@ -214,43 +297,28 @@ func (w *WindowController) readState(ctx context.Context) (*corev1.ConfigMap, er
 	return state, err
 }
 
-// ParseOverride reads the override from the window ConfigMap's data; nil when there is none.
-func ParseOverride(data map[string]string) (*policies.Override, error) {
-	mode := data[OverrideKey]
-	if mode == "" {
-		return nil, nil
-	}
-	until, err := time.Parse(time.RFC3339, data[OverrideUntilKey])
-	if err != nil {
-		return nil, fmt.Errorf("override until %q: %w", data[OverrideUntilKey], err)
-	}
-	switch mode {
-	case "open":
-		return &policies.Override{Open: true, Until: until, Reason: data[OverrideReasonKey]}, nil
-	case "close":
-		return &policies.Override{Open: false, Until: until, Reason: data[OverrideReasonKey]}, nil
-	}
-	return nil, fmt.Errorf("override %q: must be open or close", mode)
-}
-
-func (w *WindowController) facts(ctx context.Context, namespace string, window *policies.Window, state *corev1.ConfigMap) (policies.WindowFacts, error) {
-	var facts policies.WindowFacts
-	override, err := ParseOverride(state.Data)
-	if err != nil {
-		// A broken override must not keep the window open: ignore it, loudly.
-		w.Log.Error(err, "ignoring the window override")
-	}
-	facts.Override = override
+// facts gathers, once, everything the window's decision reads.
+func (w *WindowController) facts(ctx context.Context, namespace string, override *policies.Override, state *corev1.ConfigMap) (policies.WindowFacts, error) {
+	facts := policies.WindowFacts{Override: override, OnDemandSince: annotationTime(state, OnDemandSinceAnnotation),
+		ClosedSince: annotationTime(state, ClosedAtAnnotation)}
 	backups := &longhorn.BackupList{}
-	if err := w.Client.List(ctx, backups, client.InNamespace(namespace)); err != nil {
-		return facts, fmt.Errorf("listing Backups: %w", err)
-	}
-	facts.Busy = policies.BusyBackups(backups.Items)
+	systemBackups := &longhorn.SystemBackupList{}
+	backingImageBackups := &longhorn.BackupBackingImageList{}
+	volumes := &longhorn.VolumeList{}
+	jobs := &longhorn.RecurringJobList{}
 	existing := &networkingv1.NetworkPolicyList{}
-	if err := w.Client.List(ctx, existing, client.InNamespace(namespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
-		return facts, fmt.Errorf("listing NetworkPolicies: %w", err)
+	for _, list := range []client.ObjectList{backups, systemBackups, backingImageBackups, volumes, jobs, existing} {
+		if err := w.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return facts, fmt.Errorf("listing %T: %w", list, err)
+		}
 	}
-	facts.Fenced = len(existing.Items) > 0
+	pods, err := w.Pods.In(namespace)
+	if err != nil {
+		return facts, fmt.Errorf("listing recurring-job pods: %w", err)
+	}
+	facts.Store = policies.StoreFacts{Backups: backups.Items, SystemBackups: systemBackups.Items, BackupBackingImages: backingImageBackups.Items,
+		Volumes: volumes.Items, RecurringJobs: jobs.Items, RecurringJobPods: pods}
+	facts.Fenced = policies.WindowFenced(existing.Items)
 	return facts, nil
 }
 
@@ -261,39 +329,14 @@ func (w *WindowController) apiServerEndpoints(ctx context.Context) ([]policies.A
 	if err := w.Client.List(ctx, slices, client.InNamespace(metav1.NamespaceDefault), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
 		return nil, fmt.Errorf("listing the kubernetes EndpointSlices: %w", err)
 	}
-	var endpoints []policies.APIServerEndpoint
-	for _, slice := range slices.Items {
-		for _, port := range slice.Ports {
-			if port.Port == nil {
-				continue
-			}
-			for _, endpoint := range slice.Endpoints {
-				for _, address := range endpoint.Addresses {
-					if ip, err := netip.ParseAddr(address); err == nil {
-						endpoints = append(endpoints, policies.APIServerEndpoint{Address: ip, Port: *port.Port})
-					}
-				}
-			}
-		}
-	}
 	service := &corev1.Service{}
 	switch err := w.Client.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, service); {
-	case err == nil:
-		for _, clusterIP := range service.Spec.ClusterIPs {
-			ip, parseErr := netip.ParseAddr(clusterIP)
-			for _, port := range service.Spec.Ports {
-				if parseErr == nil {
-					endpoints = append(endpoints, policies.APIServerEndpoint{Address: ip, Port: port.Port})
-				}
-			}
-		}
-	case !apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err):
+		service = nil
+	case err != nil:
 		return nil, fmt.Errorf("reading the kubernetes Service: %w", err)
 	}
-	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("no kube-apiserver address found in default/kubernetes: refusing to fence Longhorn off from it")
-	}
-	return endpoints, nil
+	return policies.APIServerEndpoints(slices.Items, service)
 }
 
 func (w *WindowController) applyPolicies(ctx context.Context, namespace string, window *policies.Window) error {
@@ -336,53 +379,36 @@ func (w *WindowController) removePolicies(ctx context.Context, namespace string,
 	return nil
 }
 
-// requestSync sets spec.syncRequestedAt on the configured BackupTargets (all when none are named).
-func (w *WindowController) requestSync(ctx context.Context, namespace string, window *policies.Window, now time.Time) error {
-	targets, err := w.backupTargets(ctx, namespace, window)
-	if err != nil {
-		return err
+// requestSyncs sets spec.syncRequestedAt on the BackupTargets due for a (new) sync request, and says
+// when to look again.
+func (w *WindowController) requestSyncs(ctx context.Context, namespace string, window *policies.Window, openedAt, now time.Time) (time.Time, error) {
+	targets := &longhorn.BackupTargetList{}
+	if err := w.Client.List(ctx, targets, client.InNamespace(namespace)); err != nil {
+		return time.Time{}, fmt.Errorf("listing BackupTargets: %w", err)
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"syncRequestedAt": metav1.NewTime(now.UTC()).Rfc3339Copy()}})
+	plan := window.SyncsDue(targets.Items, openedAt, now)
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"syncRequestedAt": metav1.NewTime(now).Rfc3339Copy()}})
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	for i := range targets {
-		target := targets[i].DeepCopyObject().(*longhorn.BackupTarget)
+	for _, name := range plan.Due {
+		target := &longhorn.BackupTarget{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 		if err := w.Client.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch)); err != nil {
-			return fmt.Errorf("requesting a sync of BackupTarget %s: %w", target.Name, err)
+			return time.Time{}, fmt.Errorf("requesting a sync of BackupTarget %s: %w", name, err)
 		}
-		w.Log.Info("requested a BackupTarget sync", "backupTarget", target.Name, "at", now.UTC())
+		w.Log.Info("requested a BackupTarget sync", "backupTarget", name, "at", now)
 	}
-	return nil
-}
-
-func (w *WindowController) backupTargets(ctx context.Context, namespace string, window *policies.Window) ([]longhorn.BackupTarget, error) {
-	list := &longhorn.BackupTargetList{}
-	if err := w.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
-		return nil, fmt.Errorf("listing BackupTargets: %w", err)
-	}
-	if len(window.BackupTargets) == 0 {
-		return list.Items, nil
-	}
-	var selected []longhorn.BackupTarget
-	for _, target := range list.Items {
-		for _, name := range window.BackupTargets {
-			if target.Name == name {
-				selected = append(selected, target)
-			}
-		}
-	}
-	return selected, nil
+	return plan.Recheck, nil
 }
 
 // reportAvailability tells, by metric, log line and Event, when a BackupTarget becomes available again.
 func (w *WindowController) reportAvailability(ctx context.Context, namespace string, window *policies.Window, state *corev1.ConfigMap) {
-	targets, err := w.backupTargets(ctx, namespace, window)
-	if err != nil {
+	list := &longhorn.BackupTargetList{}
+	if err := w.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		w.Log.Error(err, "reading BackupTarget availability")
 		return
 	}
-	for _, target := range targets {
+	for _, target := range window.SyncTargets(list.Items) {
 		available := target.Status.Available
 		if available {
 			backupTargetAvailable.WithLabelValues(target.Name).Set(1)
@@ -397,15 +423,21 @@ func (w *WindowController) reportAvailability(ctx context.Context, namespace str
 	}
 }
 
-// publish writes the state into the ConfigMap's annotations, for `backupguard window status` and for
-// the next leader.
-func (w *WindowController) publish(ctx context.Context, status policies.WindowStatus) error {
-	annotations := map[string]any{
+// publish writes the state into the ConfigMap's annotations, for `backupguard window status`, the dead
+// man's switch and the next leader, when it changed.
+func (w *WindowController) publish(ctx context.Context, state *corev1.ConfigMap, status policies.WindowStatus, openedAt, closedAt time.Time) error {
+	annotations := map[string]string{
 		StateAnnotation:  string(status.State),
 		ReasonAnnotation: status.Reason,
 	}
-	if !status.NextTransition.IsZero() {
-		annotations[NextTransitionAnnoation] = status.NextTransition.UTC().Format(time.RFC3339)
+	for key, at := range map[string]time.Time{NextTransitionAnnoation: status.NextTransition, OpenedAtAnnotation: openedAt,
+		OnDemandSinceAnnotation: status.OnDemandSince, ClosedAtAnnotation: closedAt} {
+		if !at.IsZero() {
+			annotations[key] = at.UTC().Format(time.RFC3339)
+		}
+	}
+	if state.ResourceVersion != "" && state.Labels[policies.ManagedByLabel] == policies.ManagedByValue && maps.Equal(annotations, ownAnnotations(state.Annotations)) {
+		return nil
 	}
 	object := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
@@ -417,16 +449,43 @@ func (w *WindowController) publish(ctx context.Context, status policies.WindowSt
 	return w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(object), client.FieldOwner(windowFieldOwner+"-window"), client.ForceOwnership)
 }
 
+// ownAnnotations are the annotations the controller publishes, out of all the ConfigMap has.
+func ownAnnotations(all map[string]string) map[string]string {
+	own := map[string]string{}
+	for _, key := range []string{StateAnnotation, ReasonAnnotation, NextTransitionAnnoation, OpenedAtAnnotation, OnDemandSinceAnnotation, ClosedAtAnnotation} {
+		if value, found := all[key]; found {
+			own[key] = value
+		}
+	}
+	return own
+}
+
+// annotationTime reads a published instant; zero when absent or unreadable.
+func annotationTime(state *corev1.ConfigMap, key string) time.Time {
+	at, err := time.Parse(time.RFC3339, state.Annotations[key])
+	if err != nil {
+		return time.Time{}
+	}
+	return at
+}
+
+func unixOrZero(at time.Time) float64 {
+	if at.IsZero() {
+		return 0
+	}
+	return float64(at.Unix())
+}
+
+func boolGauge(value bool) float64 {
+	if value {
+		return 1
+	}
+	return 0
+}
+
 func (w *WindowController) record(state *corev1.ConfigMap, eventType, reason, note string) {
-	if w.Recorder == nil || state.UID == "" {
+	if w.Recorder == nil || state.ResourceVersion == "" {
 		return
 	}
 	w.Recorder.Eventf(state, nil, eventType, reason, "Window", "%s", note)
-}
-
-func capitalize(text string) string {
-	if text == "" {
-		return text
-	}
-	return string(text[0]-'a'+'A') + text[1:]
 }

@@ -119,7 +119,8 @@ type SettingList struct {
 // AddToScheme registers the Longhorn kinds backupguard reads.
 func AddToScheme(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{}, &Volume{}, &VolumeList{},
-		&Backup{}, &BackupList{}, &BackupTarget{}, &BackupTargetList{})
+		&Backup{}, &BackupList{}, &BackupTarget{}, &BackupTargetList{}, &SystemBackup{}, &SystemBackupList{},
+		&BackupBackingImage{}, &BackupBackingImageList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }
@@ -139,6 +140,9 @@ const (
 	LabelEnabled = "enabled"
 	// DefaultGroup is the group Longhorn gives a Volume that has no recurring label at all.
 	DefaultGroup = "default"
+	// RecurringJobPodLabel names the RecurringJob on the CronJob, Job and pod Longhorn runs for it
+	// (longhorn-manager types/types.go, GetCronJobLabels).
+	RecurringJobPodLabel = "recurring-job.longhorn.io"
 	// CSIDriver is Longhorn's CSI driver and StorageClass provisioner.
 	CSIDriver = "driver.longhorn.io"
 )
@@ -159,6 +163,10 @@ type Volume struct {
 // VolumeSpec holds the desired attachment.
 type VolumeSpec struct {
 	NodeID string `json:"nodeID,omitempty"`
+	// FromBackup is the backup URL a restored volume is created from.
+	FromBackup string `json:"fromBackup,omitempty"`
+	// Standby makes the volume a disaster-recovery volume, which keeps restoring the latest backup.
+	Standby bool `json:"Standby,omitempty"`
 }
 
 // VolumeStatus holds where the volume is attached and which PVC uses it.
@@ -166,6 +174,11 @@ type VolumeStatus struct {
 	State            string           `json:"state,omitempty"`
 	CurrentNodeID    string           `json:"currentNodeID,omitempty"`
 	KubernetesStatus KubernetesStatus `json:"kubernetesStatus,omitempty"`
+	// RestoreRequired is true while the volume restores from a backup (a DR volume: while it is standby).
+	RestoreRequired bool `json:"restoreRequired,omitempty"`
+	// RestoreInitiated is true once Longhorn began the restore, and stays true.
+	RestoreInitiated bool `json:"restoreInitiated,omitempty"`
+	IsStandby        bool `json:"isStandby,omitempty"`
 }
 
 // KubernetesStatus links a Volume to its PV and PVC.
@@ -225,7 +238,7 @@ type Backup struct {
 	Status            BackupStatus `json:"status,omitempty"`
 }
 
-// BackupStatus holds a backup's progress: "", InProgress, Completed, Error or Unknown.
+// BackupStatus holds a backup's progress: "", Pending, InProgress, Completed, Error, Unknown or Deleting.
 type BackupStatus struct {
 	State string `json:"state,omitempty"`
 }
@@ -309,6 +322,86 @@ func (l *BackupTargetList) DeepCopyObject() runtime.Object {
 	l.ListMeta.DeepCopyInto(&out.ListMeta)
 	for i := range l.Items {
 		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*BackupTarget))
+	}
+	return out
+}
+
+// SystemBackup is longhorn.io/v1beta2 SystemBackup, reduced to its state.
+type SystemBackup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Status            SystemBackupStatus `json:"status,omitempty"`
+}
+
+// SystemBackupStatus holds a system backup's progress: "", Generating, CreatingVolumeBackups,
+// CreatingBackingImageBackups, Uploading, Syncing, Deleting, Ready or Error.
+type SystemBackupStatus struct {
+	State string `json:"state,omitempty"`
+}
+
+// SystemBackupList is a list of SystemBackups.
+type SystemBackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SystemBackup `json:"items"`
+}
+
+// BackupBackingImage is longhorn.io/v1beta2 BackupBackingImage, reduced to its state (a Backup's states).
+type BackupBackingImage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Status            BackupStatus `json:"status,omitempty"`
+}
+
+// BackupBackingImageList is a list of BackupBackingImages.
+type BackupBackingImageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupBackingImage `json:"items"`
+}
+
+// DeepCopyObject implements runtime.Object.
+func (b *SystemBackup) DeepCopyObject() runtime.Object {
+	if b == nil {
+		return nil
+	}
+	out := &SystemBackup{TypeMeta: b.TypeMeta, Status: b.Status}
+	b.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *SystemBackupList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &SystemBackupList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range l.Items {
+		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*SystemBackup))
+	}
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (b *BackupBackingImage) DeepCopyObject() runtime.Object {
+	if b == nil {
+		return nil
+	}
+	out := &BackupBackingImage{TypeMeta: b.TypeMeta, Status: b.Status}
+	b.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *BackupBackingImageList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &BackupBackingImageList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range l.Items {
+		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*BackupBackingImage))
 	}
 	return out
 }

@@ -22,12 +22,15 @@ func CacheOptions(longhornNamespace, ownNamespace string) cache.Options {
 		DefaultTransform:             cache.TransformStripManagedFields(),
 		DefaultUnsafeDisableDeepCopy: ptr.To(true),
 		ByObject: map[client.Object]cache.ByObject{
-			&longhorn.Setting{}:           {Namespaces: inLonghornNamespace},
-			&longhorn.RecurringJob{}:      {Namespaces: inLonghornNamespace},
-			&longhorn.Volume{}:            {Namespaces: inLonghornNamespace},
-			&longhorn.Backup{}:            {Namespaces: inLonghornNamespace},
-			&longhorn.BackupTarget{}:      {Namespaces: inLonghornNamespace},
-			&networkingv1.NetworkPolicy{}: {Namespaces: inLonghornNamespace},
+			&longhorn.Setting{}:      {Namespaces: inLonghornNamespace},
+			&longhorn.RecurringJob{}: {Namespaces: inLonghornNamespace},
+			&longhorn.Volume{}:       {Namespaces: inLonghornNamespace},
+			&longhorn.Backup{}:       {Namespaces: inLonghornNamespace},
+			&longhorn.BackupTarget{}: {Namespaces: inLonghornNamespace},
+			// The window keeps the store open while any of these works with it.
+			&longhorn.SystemBackup{}:       {Namespaces: inLonghornNamespace},
+			&longhorn.BackupBackingImage{}: {Namespaces: inLonghornNamespace},
+			&networkingv1.NetworkPolicy{}:  {Namespaces: inLonghornNamespace},
 			// The window reads where the kube-apiserver answers, and its own ConfigMap.
 			&discoveryv1.EndpointSlice{}:    {Namespaces: inDefaultNamespace},
 			&corev1.Service{}:               {Namespaces: inDefaultNamespace},

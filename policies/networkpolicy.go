@@ -1,11 +1,13 @@
 package policies
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -77,4 +79,51 @@ func WindowNetworkPolicies(window *Window, namespace string, apiServer []APIServ
 		})
 	}
 	return policies
+}
+
+// WindowFenced tells whether the window's fences are up: any NetworkPolicy backupguard manages is there.
+func WindowFenced(existing []networkingv1.NetworkPolicy) bool {
+	for _, policy := range existing {
+		if policy.Labels[ManagedByLabel] == ManagedByValue {
+			return true
+		}
+	}
+	return false
+}
+
+// APIServerEndpoints reads where the kube-apiserver answers: the addresses and ports of the
+// default/kubernetes EndpointSlices, and the Service's cluster IPs (service nil when absent). Without
+// any, fencing would cut Longhorn off from the kube-apiserver, the failure the window exists to avoid:
+// it is an error, and the controller does not fence.
+func APIServerEndpoints(endpointSlices []discoveryv1.EndpointSlice, service *corev1.Service) ([]APIServerEndpoint, error) {
+	var endpoints []APIServerEndpoint
+	for _, slice := range endpointSlices {
+		for _, port := range slice.Ports {
+			if port.Port == nil {
+				continue
+			}
+			for _, endpoint := range slice.Endpoints {
+				for _, address := range endpoint.Addresses {
+					if ip, err := netip.ParseAddr(address); err == nil {
+						endpoints = append(endpoints, APIServerEndpoint{Address: ip, Port: *port.Port})
+					}
+				}
+			}
+		}
+	}
+	if service != nil {
+		for _, clusterIP := range service.Spec.ClusterIPs {
+			ip, err := netip.ParseAddr(clusterIP)
+			if err != nil {
+				continue
+			}
+			for _, port := range service.Spec.Ports {
+				endpoints = append(endpoints, APIServerEndpoint{Address: ip, Port: port.Port})
+			}
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, errors.New("no kube-apiserver address found in default/kubernetes: refusing to fence Longhorn off from it")
+	}
+	return endpoints, nil
 }

@@ -32,13 +32,25 @@ type WindowConfig struct {
 	Targets []WindowTarget `json:"targets,omitempty"`
 	// AllowedCIDRs stay reachable while closed, e.g. in-cluster ranges that are not pods.
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
-	// BackupTargets are the BackupTargets to re-sync at each opening (default: all).
+	// BackupTargets are the BackupTargets to sync at each opening, until they report it (default: all).
 	BackupTargets []string `json:"backupTargets,omitempty"`
-	// CloseWhenIdle keeps the window open past its end while a backup is running or being deleted
-	// (default true), up to MaxExtension.
+	// CloseWhenIdle keeps the window open past its end while the object store is busy (StoreFacts.Work:
+	// backups, deletions, system backups, restores, recurring-job pods; default true), up to MaxExtension.
 	CloseWhenIdle *bool `json:"closeWhenIdle,omitempty"`
 	// MaxExtension is the longest the window stays open past its end (default 2h).
 	MaxExtension *metav1.Duration `json:"maxExtension,omitempty"`
+	// OnDemand opens the closed window for a Backup or SystemBackup asked for while it is closed.
+	OnDemand *OnDemandConfig `json:"onDemand,omitempty"`
+}
+
+// OnDemandConfig is the window opening on demand: a manual backup, a CSI VolumeSnapshot of a Longhorn
+// class or a SystemBackup created while the window is closed opens it, until the store work is done or
+// MaxDuration has passed.
+type OnDemandConfig struct {
+	// Enabled is true by default.
+	Enabled *bool `json:"enabled,omitempty"`
+	// MaxDuration is the longest an on-demand opening lasts (default 1h).
+	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
 }
 
 // WindowTarget is one group of pods to fence.
@@ -50,8 +62,9 @@ type WindowTarget struct {
 
 // Window defaults.
 const (
-	DefaultWindowLead         = 5 * time.Minute
-	DefaultWindowMaxExtension = 2 * time.Hour
+	DefaultWindowLead          = 5 * time.Minute
+	DefaultWindowMaxExtension  = 2 * time.Hour
+	DefaultOnDemandMaxDuration = time.Hour
 )
 
 // DefaultWindowTargets are the two kinds of Longhorn pods that talk to the object store: the manager
@@ -74,6 +87,8 @@ type Window struct {
 	BackupTargets []string
 	closeWhenIdle bool
 	maxExtension  time.Duration
+	// onDemand is the longest on-demand opening; 0 when the window never opens on demand.
+	onDemand time.Duration
 
 	// checked memoizes RecurringJob schedule checks by schedule and minute: admission sees the same
 	// schedules over and over, and a verdict cannot change within the minute it was made in.
@@ -95,7 +110,7 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 	}
 	var errs field.ErrorList
 	window := &Window{opensText: config.Opens, duration: config.Duration.Duration, lead: DefaultWindowLead,
-		closeWhenIdle: true, maxExtension: DefaultWindowMaxExtension, BackupTargets: config.BackupTargets}
+		closeWhenIdle: true, maxExtension: DefaultWindowMaxExtension, onDemand: DefaultOnDemandMaxDuration, BackupTargets: config.BackupTargets}
 	if strings.HasPrefix(strings.TrimSpace(config.Opens), "@every") {
 		errs = append(errs, field.Invalid(path.Child("opens"), config.Opens, "must be a five-field cron, not @every"))
 	} else if schedule, cronErrs := ValidateCron(path.Child("opens"), config.Opens, zoneReference, time.UTC); len(cronErrs) > 0 {
@@ -122,6 +137,17 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 		window.maxExtension = config.MaxExtension.Duration
 		if window.maxExtension < 0 {
 			errs = append(errs, field.Invalid(path.Child("maxExtension"), config.MaxExtension.Duration.String(), "must not be negative"))
+		}
+	}
+	if onDemand := config.OnDemand; onDemand != nil {
+		if onDemand.MaxDuration != nil {
+			window.onDemand = onDemand.MaxDuration.Duration
+			if window.onDemand <= 0 {
+				errs = append(errs, field.Invalid(path.Child("onDemand", "maxDuration"), onDemand.MaxDuration.Duration.String(), "must be above 0; set enabled: false to never open on demand"))
+			}
+		}
+		if onDemand.Enabled != nil && !*onDemand.Enabled {
+			window.onDemand = 0
 		}
 	}
 	window.Targets = config.Targets
@@ -168,41 +194,28 @@ const (
 	WindowOpen       WindowState = "open"
 	WindowExtended   WindowState = "extended"
 	WindowOverridden WindowState = "overridden"
+	WindowOnDemand   WindowState = "on-demand"
+	WindowReleased   WindowState = "released"
 )
 
 // IsOpen tells whether the fences are down in this state.
-func (s WindowState) IsOpen() bool { return s != WindowClosed }
+func (s WindowState) IsOpen() bool { return s != WindowClosed && s != "" }
 
-// Override is a manual opening or closing that expires by itself.
-type Override struct {
-	// Open is true for `window open`, false for `window close`.
-	Open   bool
-	Until  time.Time
-	Reason string
-}
-
-// WindowFacts is the cluster state the window depends on.
+// WindowFacts is the cluster state the window depends on, gathered once per decision.
 type WindowFacts struct {
 	// Override is the manual override, nil when there is none.
 	Override *Override
-	// Busy counts Backups in progress or being deleted.
-	Busy int
 	// Fenced says the NetworkPolicies are in place now: once the window has closed after its end it
 	// stays closed, even if a backup starts later in the extension period.
 	Fenced bool
-}
-
-// BusyBackups counts the Backups that still talk to the object store: in progress, not started yet, or
-// being deleted (deleting a backup walks the store with tens of thousands of LIST calls, after the
-// recurring-job pod has exited).
-func BusyBackups(backups []longhorn.Backup) int {
-	busy := 0
-	for _, backup := range backups {
-		if backup.DeletionTimestamp != nil || backup.Status.State == "InProgress" || backup.Status.State == "" {
-			busy++
-		}
-	}
-	return busy
+	// Store is the work with the object store.
+	Store StoreFacts
+	// OnDemandSince is when the latest on-demand opening began (zero when none): it bounds that opening.
+	OnDemandSince time.Time
+	// ClosedSince is when the window last closed (zero when unknown): only a Backup or SystemBackup
+	// created after it was asked for while closed. One created while the window was open and still
+	// waiting when it closed (e.g. past maxExtension) does not reopen it.
+	ClosedSince time.Time
 }
 
 // WindowStatus is the window at one instant.
@@ -211,11 +224,27 @@ type WindowStatus struct {
 	Reason string
 	// NextTransition is when the state may next change (zero when never).
 	NextTransition time.Time
+	// OnDemandSince is the on-demand opening to remember (carried over when none is open).
+	OnDemandSince time.Time
+	// Requests are the Backups and SystemBackups that open the window on demand now, "Kind name".
+	Requests []string
 }
 
-// StateAt decides the window at instant now.
+// StateAt decides the window at instant now. In order: a release, then an override, wins; then the
+// schedule; then an extension while the store is busy; then an opening on demand.
 func (w *Window) StateAt(now time.Time, facts WindowFacts) WindowStatus {
 	now = now.UTC()
+	status := w.stateAt(now, facts)
+	if status.OnDemandSince.IsZero() {
+		status.OnDemandSince = facts.OnDemandSince
+	}
+	return status
+}
+
+func (w *Window) stateAt(now time.Time, facts WindowFacts) WindowStatus {
+	if override := facts.Override; override != nil && override.Released {
+		return WindowStatus{State: WindowReleased, Reason: "released by hand" + reasonSuffix(override.Reason) + ": no fence until `backupguard window resume`"}
+	}
 	if override := facts.Override; override != nil && now.Before(override.Until) {
 		if override.Open {
 			return WindowStatus{State: WindowOverridden, Reason: fmt.Sprintf("opened by hand until %s%s", formatUTC(override.Until), reasonSuffix(override.Reason)), NextTransition: override.Until}
@@ -225,17 +254,44 @@ func (w *Window) StateAt(now time.Time, facts WindowFacts) WindowStatus {
 	opened := w.lastOpening(now)
 	end := opened.Add(w.duration)
 	next := w.opens.Next(now)
+	work := facts.Store.Work()
 	switch {
 	case !opened.IsZero() && now.Before(end):
 		return WindowStatus{State: WindowOpen, Reason: fmt.Sprintf("inside the window that opened at %s", formatUTC(opened)), NextTransition: end}
-	case !opened.IsZero() && w.closeWhenIdle && now.Before(end.Add(w.maxExtension)) && facts.Busy > 0 && !facts.Fenced:
-		limit := end.Add(w.maxExtension)
-		if next.Before(limit) {
-			limit = next
+	case !opened.IsZero() && w.closeWhenIdle && now.Before(end.Add(w.maxExtension)) && work.Total() > 0 && !facts.Fenced:
+		return WindowStatus{State: WindowExtended, Reason: fmt.Sprintf("the window ended at %s, but the object store is busy: %s", formatUTC(end), work),
+			NextTransition: earliest(end.Add(w.maxExtension), next)}
+	}
+	if w.onDemand > 0 {
+		// An opening on demand lasts while the store is busy, up to onDemand, and once closed stays
+		// closed: only a request made after that opens the window again.
+		if since := facts.OnDemandSince; !since.IsZero() && now.Before(since.Add(w.onDemand)) && work.Total() > 0 && !facts.Fenced {
+			return WindowStatus{State: WindowOnDemand, Reason: onDemandReason(since, since.Add(w.onDemand), work), NextTransition: earliest(since.Add(w.onDemand), next)}
 		}
-		return WindowStatus{State: WindowExtended, Reason: fmt.Sprintf("the window ended at %s, but %d backup(s) are still running or being deleted", formatUTC(end), facts.Busy), NextTransition: limit}
+		// Only a closed, fenced window opens on demand, for a request made after it closed (and after
+		// the last on-demand opening began, which a request may outlive): a window that is closing now
+		// closes first, so a Backup asked for while it was open and still waiting does not reopen it.
+		asked := facts.ClosedSince
+		if facts.OnDemandSince.After(asked) {
+			asked = facts.OnDemandSince
+		}
+		if requests := facts.Store.Requests(asked); facts.Fenced && len(requests) > 0 {
+			return WindowStatus{State: WindowOnDemand, Reason: onDemandReason(now, now.Add(w.onDemand), work), NextTransition: earliest(now.Add(w.onDemand), next),
+				OnDemandSince: now, Requests: requests}
+		}
 	}
 	return WindowStatus{State: WindowClosed, Reason: fmt.Sprintf("outside the window; it next opens at %s", formatUTC(next)), NextTransition: next}
+}
+
+func onDemandReason(since, limit time.Time, work StoreWork) string {
+	return fmt.Sprintf("opened on demand at %s while the object store is busy, until %s at the latest: %s", formatUTC(since), formatUTC(limit), work)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // lastOpening is the latest opening at or before now whose window (with its longest extension) could

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,11 +82,12 @@ func TestParseConfigWindow(t *testing.T) {
 					},
 					closeWhenIdle: true,
 					maxExtension:  2 * time.Hour,
+					onDemand:      time.Hour,
 				}
 			},
 		},
 		"every window field is read, and allowed CIDRs are masked": {
-			section: "window:\n  opens: \"0 1 * * 6\"\n  duration: 4h\n  lead: 10m\n  closeWhenIdle: false\n  maxExtension: 30m\n" +
+			section: "window:\n  opens: \"0 1 * * 6\"\n  duration: 4h\n  lead: 10m\n  closeWhenIdle: false\n  maxExtension: 30m\n  onDemand: {maxDuration: 20m}\n" +
 				"  targets:\n  - name: manager\n    podSelector: {matchLabels: {app: longhorn-manager}}\n" +
 				"  allowedCIDRs: [10.1.2.3/8, \"fd00::/8\"]\n  backupTargets: [default, offsite]\n",
 			want: func(tb testing.TB) *Window {
@@ -99,11 +101,12 @@ func TestParseConfigWindow(t *testing.T) {
 					BackupTargets: []string{"default", "offsite"},
 					closeWhenIdle: false,
 					maxExtension:  30 * time.Minute,
+					onDemand:      20 * time.Minute,
 				}
 			},
 		},
 		"a lead and a maximum extension of 0 are allowed": {
-			section: "window:\n  opens: \"@daily\"\n  duration: 1h\n  lead: 0s\n  maxExtension: 0s\n",
+			section: "window:\n  opens: \"@daily\"\n  duration: 1h\n  lead: 0s\n  maxExtension: 0s\n  onDemand: {enabled: false, maxDuration: 2h}\n",
 			want: func(tb testing.TB) *Window {
 				return &Window{
 					opens:         mustParseCron(tb, "@daily"),
@@ -142,6 +145,10 @@ func TestParseConfigWindow(t *testing.T) {
 		"a negative lead is invalid": {
 			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  lead: -5m\n",
 			wantErr: `config c.yaml: window.lead: Invalid value: "-5m0s": must be 0 or more and shorter than the duration (3h5m0s), or no backup could ever run`,
+		},
+		"an on-demand opening of 0 is invalid: enabled: false turns it off": {
+			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  onDemand: {maxDuration: 0s}\n",
+			wantErr: `config c.yaml: window.onDemand.maxDuration: Invalid value: "0s": must be above 0; set enabled: false to never open on demand`,
 		},
 		"a negative maximum extension is invalid": {
 			section: "window:\n  opens: \"55 0 * * *\"\n  duration: 3h5m\n  maxExtension: -1h\n",
@@ -225,6 +232,7 @@ func TestCompileWindowNil(t *testing.T) {
 
 func TestWindowStateAt(t *testing.T) {
 	const closedUntilTomorrow = "outside the window; it next opens at 2026-11-22 00:55 UTC"
+	asked := StoreFacts{Backups: []longhorn.Backup{backupIn("manual", "")}}
 	cases := map[string]struct {
 		window string
 		now    time.Time
@@ -254,7 +262,7 @@ func TestWindowStateAt(t *testing.T) {
 		"the window is open whatever the fences and backups say": {
 			window: nightlyWindow,
 			now:    nov(21, 3, 59),
-			facts:  WindowFacts{Busy: 3, Fenced: true},
+			facts:  WindowFacts{Store: uploading(3), Fenced: true},
 			want:   WindowStatus{State: WindowOpen, Reason: "inside the window that opened at 2026-11-21 00:55 UTC", NextTransition: nov(21, 4, 0)},
 		},
 		"at the end exactly, with no backup running, the window is closed": {
@@ -265,33 +273,33 @@ func TestWindowStateAt(t *testing.T) {
 		"after the end, running backups keep the window open until the maximum extension": {
 			window: nightlyWindow,
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 2},
-			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 04:00 UTC, but 2 backup(s) are still running or being deleted",
+			facts:  WindowFacts{Store: uploading(2)},
+			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 04:00 UTC, but the object store is busy: 2 backups",
 				NextTransition: nov(21, 5, 0)},
 		},
 		"once fenced after the end, the window stays closed though backups run": {
 			window: nightlyWindow,
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 2, Fenced: true},
+			facts:  WindowFacts{Store: uploading(2), Fenced: true},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"when the extension is used up the window closes though a backup runs": {
 			window: nightlyWindow,
 			now:    nov(21, 5, 0),
-			facts:  WindowFacts{Busy: 1},
+			facts:  WindowFacts{Store: uploading(1)},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"without closeWhenIdle the window closes at its end though a backup runs": {
 			window: nightlyWindow + "  closeWhenIdle: false\n",
 			now:    nov(21, 4, 10),
-			facts:  WindowFacts{Busy: 1},
+			facts:  WindowFacts{Store: uploading(1)},
 			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
 		},
 		"an extension ends early when the next opening comes first": {
 			window: "window:\n  opens: \"0 */2 * * *\"\n  duration: 1h\n  maxExtension: 2h\n",
 			now:    nov(21, 1, 30),
-			facts:  WindowFacts{Busy: 1},
-			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 01:00 UTC, but 1 backup(s) are still running or being deleted",
+			facts:  WindowFacts{Store: uploading(1)},
+			want: WindowStatus{State: WindowExtended, Reason: "the window ended at 2026-11-21 01:00 UTC, but the object store is busy: 1 backup",
 				NextTransition: nov(21, 2, 0)},
 		},
 		"an open override opens the window until it expires": {
@@ -335,6 +343,83 @@ func TestWindowStateAt(t *testing.T) {
 			now:    nov(21, 11, 59),
 			facts:  WindowFacts{Fenced: true},
 			want:   WindowStatus{State: WindowOpen, Reason: "inside the window that opened at 2026-11-21 10:00 UTC", NextTransition: nov(21, 13, 0)},
+		},
+		// Opening on demand, and releases.
+		"a Backup asked for while closed opens the window on demand, naming it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0), Requests: []string{"Backup manual"}},
+		},
+		"the on-demand opening stays while the store is busy": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 20),
+			facts:  WindowFacts{Store: uploading(1), OnDemandSince: nov(21, 12, 0)},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0)},
+		},
+		"the on-demand opening closes when idle, and remembers when it began": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 20),
+			facts:  WindowFacts{OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"the on-demand opening closes at its longest though a backup still waits, and that backup does not open it again": {
+			window: nightlyWindow,
+			now:    nov(21, 13, 0),
+			facts:  WindowFacts{Store: asked, OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"once closed after an on-demand opening, running work does not reopen it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 30),
+			facts:  WindowFacts{Fenced: true, Store: uploading(1), OnDemandSince: nov(21, 12, 0)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55), OnDemandSince: nov(21, 12, 0)},
+		},
+		"an on-demand opening ends at the next scheduled opening, which takes over": {
+			window: nightlyWindow,
+			now:    nov(22, 0, 30),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-22 00:30 UTC while the object store is busy, until 2026-11-22 01:30 UTC at the latest: 1 backup",
+				NextTransition: nov(22, 0, 55), OnDemandSince: nov(22, 0, 30), Requests: []string{"Backup manual"}},
+		},
+		"a Backup created while the window was open and still waiting when it closed does not reopen it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, ClosedSince: nov(21, 11, 30)},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a window closing now closes first, whatever waits": {
+			window: nightlyWindow,
+			now:    nov(21, 5, 0),
+			facts:  WindowFacts{Store: asked},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a Backup created after the window closed opens it": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, ClosedSince: nov(21, 5, 0)},
+			want: WindowStatus{State: WindowOnDemand, Reason: "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup",
+				NextTransition: nov(21, 13, 0), OnDemandSince: nov(21, 12, 0), Requests: []string{"Backup manual"}},
+		},
+		"without onDemand a Backup asked for while closed leaves the window closed": {
+			window: nightlyWindow + "  onDemand: {enabled: false}\n",
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked},
+			want:   WindowStatus{State: WindowClosed, Reason: closedUntilTomorrow, NextTransition: nov(22, 0, 55)},
+		},
+		"a close override keeps a Backup asked for from opening the window": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Store: asked, Override: &Override{Until: nov(21, 14, 0), Reason: "bucket migration"}},
+			want:   WindowStatus{State: WindowClosed, Reason: "closed by hand until 2026-11-21 14:00 UTC (bucket migration)", NextTransition: nov(21, 14, 0)},
+		},
+		"a release opens the window with no end, whatever the schedule": {
+			window: nightlyWindow,
+			now:    nov(21, 12, 0),
+			facts:  WindowFacts{Fenced: true, Override: &Override{Released: true, Reason: "uninstall"}},
+			want:   WindowStatus{State: WindowReleased, Reason: "released by hand (uninstall): no fence until `backupguard window resume`"},
 		},
 	}
 	for name, tc := range cases {
@@ -663,19 +748,13 @@ func BenchmarkValidateScheduleInWindowRepeated(b *testing.B) {
 	}
 }
 
-func TestBusyBackups(t *testing.T) {
-	deleting := metav1.Now()
-	backups := []longhorn.Backup{
-		{Status: longhorn.BackupStatus{State: "InProgress"}},
-		{Status: longhorn.BackupStatus{State: ""}},
-		{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleting}, Status: longhorn.BackupStatus{State: "Completed"}},
-		{Status: longhorn.BackupStatus{State: "Completed"}},
-		{Status: longhorn.BackupStatus{State: "Error"}},
-		{Status: longhorn.BackupStatus{State: "Unknown"}},
+// uploading is count Backups in progress.
+func uploading(count int) StoreFacts {
+	var facts StoreFacts
+	for i := range count {
+		facts.Backups = append(facts.Backups, longhorn.Backup{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("backup-%d", i)}, Status: longhorn.BackupStatus{State: "InProgress"}})
 	}
-	if got := BusyBackups(backups); got != 3 {
-		t.Errorf("BusyBackups = %d, want 3 (in progress, not started, being deleted)", got)
-	}
+	return facts
 }
 
 func TestPollingInterval(t *testing.T) {

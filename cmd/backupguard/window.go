@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,24 +36,26 @@ type windowOptions struct {
 func newWindowCommand() *cobra.Command {
 	var opts windowOptions
 	command := &cobra.Command{
-		Use:   "window open|close|status [flags]",
-		Short: "The S3 window: manual override and state",
-		Long: `The S3 window: open or close it by hand for a while, or see its state.
+		Use:   "window open|close|release|resume|status [flags]",
+		Short: "The S3 window: manual override, release and state",
+		Long: `The S3 window: open or close it by hand for a while, release it (remove the fences and keep them
+down, e.g. before uninstalling backupguard) until resume, or see its state.
 
 The override lives in the ConfigMap backupguard-window in backupguard's namespace, so every replica and
-a new leader see it, and it expires by itself.`,
+a new leader see it; open and close expire by themselves, release lasts until resume.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageError("name one action: open, close or status")
+				return usageError("name one action: open, close, release, resume or status")
 			}
-			return usageError("unknown action %q: use open, close or status", args[0])
+			return usageError("unknown action %q: use open, close, release, resume or status", args[0])
 		},
 	}
 	flags := command.PersistentFlags()
 	opts.cluster.addFlags(flags)
 	flags.StringVarP(&opts.namespace, "namespace", "n", defaultNamespace(), "backupguard's namespace; $POD_NAMESPACE sets the default")
-	command.AddCommand(newWindowOpenCommand(&opts), newWindowCloseCommand(&opts), newWindowStatusCommand(&opts))
+	command.AddCommand(newWindowOpenCommand(&opts), newWindowCloseCommand(&opts), newWindowReleaseCommand(&opts),
+		newWindowResumeCommand(&opts), newWindowStatusCommand(&opts))
 	return command
 }
 
@@ -69,7 +72,7 @@ func newWindowOpenCommand(opts *windowOptions) *cobra.Command {
 			}
 			until := time.Now().UTC().Add(duration)
 			err := withClient(opts, func(ctx context.Context, kube client.Client) error {
-				return setOverride(ctx, kube, opts.namespace, map[string]any{controllers.OverrideKey: "open", controllers.OverrideUntilKey: until.Format(time.RFC3339), controllers.OverrideReasonKey: reason})
+				return setOverride(ctx, kube, opts.namespace, &policies.Override{Open: true, Until: until, Reason: reason})
 			})
 			if err != nil {
 				return err
@@ -95,12 +98,12 @@ func newWindowCloseCommand(opts *windowOptions) *cobra.Command {
 				return usageError("--for must not be negative")
 			}
 			until := time.Now().UTC().Add(duration)
-			data := map[string]any{}
+			var override *policies.Override
 			if duration > 0 {
-				data = map[string]any{controllers.OverrideKey: "close", controllers.OverrideUntilKey: until.Format(time.RFC3339), controllers.OverrideReasonKey: reason}
+				override = &policies.Override{Until: until, Reason: reason}
 			}
 			if err := withClient(opts, func(ctx context.Context, kube client.Client) error {
-				return setOverride(ctx, kube, opts.namespace, data)
+				return setOverride(ctx, kube, opts.namespace, override)
 			}); err != nil {
 				return err
 			}
@@ -115,6 +118,47 @@ func newWindowCloseCommand(opts *windowOptions) *cobra.Command {
 	command.Flags().DurationVar(&duration, "for", 0, "keep the window closed this long, e.g. 12h")
 	command.Flags().StringVar(&reason, "reason", "", "why, shown in status and Events")
 	return command
+}
+
+func newWindowReleaseCommand(opts *windowOptions) *cobra.Command {
+	var reason, longhornNamespace string
+	command := &cobra.Command{
+		Use:   "release [--reason TEXT] [flags]",
+		Short: "Remove the window's fences and keep them down until resume (e.g. before uninstalling)",
+		Long: `Records the release in the window ConfigMap, so that a running controller does not put the fences
+back, then deletes the window's NetworkPolicies itself, so that Longhorn is unfenced whether or not
+backupguard still runs, and checks that none remains. It lasts until "window resume", "open" or "close".`,
+		Args: noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			if err := withClient(opts, func(ctx context.Context, kube client.Client) error {
+				return release(ctx, kube, opts.namespace, longhornNamespace, reason)
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintf(command.OutOrStdout(), "window released: no NetworkPolicy of the window remains in %s; backupguard keeps Longhorn unfenced until `backupguard window resume`\n", longhornNamespace)
+			return nil
+		},
+	}
+	command.Flags().StringVar(&reason, "reason", "", "why, shown in status and Events")
+	command.Flags().StringVar(&longhornNamespace, "longhorn-namespace", policies.DefaultLonghornNamespace, "where the window's NetworkPolicies are")
+	return command
+}
+
+func newWindowResumeCommand(opts *windowOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume [flags]",
+		Short: "End any override or release: the window follows its schedule",
+		Args:  noArgs,
+		RunE: func(command *cobra.Command, _ []string) error {
+			if err := withClient(opts, func(ctx context.Context, kube client.Client) error {
+				return setOverride(ctx, kube, opts.namespace, nil)
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintln(command.OutOrStdout(), "window resumed: it follows its schedule")
+			return nil
+		},
+	}
 }
 
 // windowStatusOutputs are the -o values of window status.
@@ -190,17 +234,53 @@ func cliClient(cluster clusterFlags) (client.Client, error) {
 	return client.New(config, client.Options{Scheme: scheme})
 }
 
-// setOverride applies the override keys of the window ConfigMap as backupguard's CLI; an empty data
-// map releases them, which removes the override.
-func setOverride(ctx context.Context, kube client.Client, namespace string, data map[string]any) error {
+// setOverride applies the override keys of the window ConfigMap as backupguard's CLI; nil gives up
+// the CLI's keys, which removes the override.
+func setOverride(ctx context.Context, kube client.Client, namespace string, override *policies.Override) error {
 	object := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": controllers.WindowConfigMap, "namespace": namespace},
 	}}
-	if len(data) > 0 {
-		object.Object["data"] = data
+	if data := policies.OverrideData(override); data != nil {
+		values := map[string]any{}
+		for key, value := range data {
+			values[key] = value
+		}
+		object.Object["data"] = values
 	}
 	return kube.Apply(ctx, client.ApplyConfigurationFromUnstructured(object), client.FieldOwner(cliFieldOwner), client.ForceOwnership)
+}
+
+// release records the release first, so that a running controller does not put the fences back, then
+// removes the window's NetworkPolicies itself, so that Longhorn is unfenced whether or not backupguard
+// still runs (a running controller may remove some first), and checks that none remains.
+func release(ctx context.Context, kube client.Client, namespace, longhornNamespace, reason string) error {
+	if err := setOverride(ctx, kube, namespace, &policies.Override{Released: true, Reason: reason}); err != nil {
+		return err
+	}
+	list := func() ([]networkingv1.NetworkPolicy, error) {
+		existing := &networkingv1.NetworkPolicyList{}
+		if err := kube.List(ctx, existing, client.InNamespace(longhornNamespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue}); err != nil {
+			return nil, fmt.Errorf("listing the window's NetworkPolicies: %w", err)
+		}
+		return existing.Items, nil
+	}
+	existing, err := list()
+	if err != nil {
+		return err
+	}
+	for i := range existing {
+		if err := kube.Delete(ctx, &existing[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", longhornNamespace, existing[i].Name, err)
+		}
+	}
+	if remaining, err := list(); err != nil || len(remaining) > 0 {
+		if err == nil {
+			err = fmt.Errorf("%d of the window's NetworkPolicies came back in %s: is an older backupguard, which does not know releases, running?", len(remaining), longhornNamespace)
+		}
+		return err
+	}
+	return nil
 }
 
 // windowStatus is what window status shows; -o json and -o yaml print it as it is.
@@ -210,6 +290,8 @@ type windowStatus struct {
 	State          string `json:"state"`
 	Reason         string `json:"reason"`
 	NextTransition string `json:"nextTransition"`
+	// LastOpened is when the cluster's window last opened; empty when unknown.
+	LastOpened string `json:"lastOpened,omitempty"`
 	// Override is the cluster's manual override, when there is one.
 	Override *overrideStatus `json:"override,omitempty"`
 	// NextWindows are the next openings a config computes.
@@ -219,7 +301,7 @@ type windowStatus struct {
 }
 
 type overrideStatus struct {
-	// Mode is open or closed; empty when the override cannot be read (Error says why).
+	// Mode is open, closed or released; empty when the override cannot be read (Error says why).
 	Mode   string `json:"mode,omitempty"`
 	Until  string `json:"until,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -243,12 +325,15 @@ func windowStatusOnline(ctx context.Context, kube client.Client, namespace strin
 		State:          state.Annotations[controllers.StateAnnotation],
 		Reason:         state.Annotations[controllers.ReasonAnnotation],
 		NextTransition: state.Annotations[controllers.NextTransitionAnnoation],
+		LastOpened:     state.Annotations[controllers.OpenedAtAnnotation],
 		online:         true,
 	}
-	override, err := controllers.ParseOverride(state.Data)
+	override, err := policies.ParseOverride(state.Data)
 	switch {
 	case err != nil:
 		status.Override = &overrideStatus{Error: err.Error()}
+	case override != nil && override.Released:
+		status.Override = &overrideStatus{Mode: "released", Reason: override.Reason}
 	case override != nil:
 		status.Override = &overrideStatus{Mode: overrideMode(override), Until: override.Until.UTC().Format(time.RFC3339), Reason: override.Reason}
 	}
@@ -303,11 +388,14 @@ func (s windowStatus) write(w io.Writer, output string) error {
 		fmt.Fprintf(w, "state:           %s\n", s.State)
 		fmt.Fprintf(w, "reason:          %s\n", s.Reason)
 		fmt.Fprintf(w, "next transition: %s\n", orNone(s.NextTransition))
+		fmt.Fprintf(w, "last opened:     %s\n", orNone(s.LastOpened))
 		switch override := s.Override; {
 		case override == nil:
 			fmt.Fprintln(w, "override:        none")
 		case override.Error != "":
 			fmt.Fprintf(w, "override:        unreadable (%s)\n", override.Error)
+		case override.Mode == "released":
+			fmt.Fprintf(w, "override:        released%s\n", reasonText(override.Reason))
 		default:
 			fmt.Fprintf(w, "override:        %s until %s%s\n", override.Mode, override.Until, reasonText(override.Reason))
 		}

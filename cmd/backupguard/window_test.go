@@ -110,15 +110,20 @@ state: open
 			wantCode:   2,
 			wantStderr: "backupguard window open: open needs --for, e.g. --for 2h\n\n" + usageOf(t, "window-open"),
 		},
+		"release with --for: a release lasts until resume": {
+			args:       []string{"window", "release", "--for", "1h"},
+			wantCode:   2,
+			wantStderr: "backupguard window release: unknown flag: --for\n\n" + usageOf(t, "window-release"),
+		},
 		"no action": {
 			args:       []string{"window"},
 			wantCode:   2,
-			wantStderr: "backupguard window: name one action: open, close or status\n\n" + usageOf(t, "window"),
+			wantStderr: "backupguard window: name one action: open, close, release, resume or status\n\n" + usageOf(t, "window"),
 		},
 		"an unknown action": {
 			args:       []string{"window", "toggle"},
 			wantCode:   2,
-			wantStderr: "backupguard window: unknown action \"toggle\": use open, close or status\n\n" + usageOf(t, "window"),
+			wantStderr: "backupguard window: unknown action \"toggle\": use open, close, release, resume or status\n\n" + usageOf(t, "window"),
 		},
 	}
 	for name, tc := range cases {

@@ -415,13 +415,14 @@ func TestWindowOverride(t *testing.T) {
 	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: w.own, Name: controllers.WindowConfigMap}, state); err != nil {
 		t.Fatal(err)
 	}
-	until, err := time.Parse(time.RFC3339, state.Data[controllers.OverrideUntilKey])
+	until, err := time.Parse(time.RFC3339, state.Data[policies.OverrideUntilKey])
 	if err != nil {
-		t.Fatalf("override until %q: %v", state.Data[controllers.OverrideUntilKey], err)
+		t.Fatalf("override until %q: %v", state.Data[policies.OverrideUntilKey], err)
 	}
 	wantStatus := "state:           overridden\n" +
 		"reason:          opened by hand until " + until.Format("2006-01-02 15:04 UTC") + " (manual backup)\n" +
 		"next transition: " + until.Format(time.RFC3339) + "\n" +
+		"last opened:     " + now.Format(time.RFC3339) + "\n" +
 		"override:        open until " + until.Format(time.RFC3339) + " (manual backup)\n"
 	if diff := cmp.Diff(wantStatus, string(statusOut)); diff != "" {
 		t.Errorf("window status (-want +got):\n%s", diff)
@@ -456,5 +457,170 @@ func TestRecurringJobsOutsideTheWindowAreDenied(t *testing.T) {
 		next.Format("2006-01-02 15:04 UTC"))
 	if diff := cmp.Diff(cluster.KubectlResult{Stderr: detachedWarning + want + "\n", ExitCode: 1}, result); diff != "" {
 		t.Errorf("kubectl (-want +got):\n%s", diff)
+	}
+}
+
+// TestWindowBusyMeansBusy ends a window while a SystemBackup uploads and a recurring-job pod still runs
+// (between two volumes it may have no Backup at all): extended, the reason naming both, until both end.
+func TestWindowBusyMeansBusy(t *testing.T) {
+	ctx := context.Background()
+	w := newWindowWorld(t, "55 0 * * *")
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC))
+	w.start(clock, false)
+	w.eventuallyState(policies.WindowOpen)
+
+	systemBackup := &longhorn.SystemBackup{ObjectMeta: metav1.ObjectMeta{Name: "system-1", Namespace: w.longhorn}}
+	if err := kube.Create(ctx, systemBackup); err != nil {
+		t.Fatal(err)
+	}
+	systemBackup.Status.State = "Uploading"
+	if err := kube.Status().Update(ctx, systemBackup); err != nil {
+		t.Fatal(err)
+	}
+	// No kubelet runs here: the pod stays Pending, which is not finished.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly-29123456-abcde", Namespace: w.longhorn, Labels: map[string]string{longhorn.RecurringJobPodLabel: "nightly"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "nightly", Image: "longhornio/longhorn-manager:v1.12.1"}}},
+	}
+	if err := kube.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	setTime(t, clock, time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC))
+	w.eventuallyState(policies.WindowExtended)
+	if got, want := w.state()[controllers.ReasonAnnotation], "the window ended at 2026-11-22 04:00 UTC, but the object store is busy: 1 system backup, 1 recurring-job pod"; got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("policies while extended: %v", names)
+	}
+
+	systemBackup.Status.State = "Ready"
+	if err := kube.Status().Update(ctx, systemBackup); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reason to name only the pod", func() (bool, string) {
+		got := w.state()[controllers.ReasonAnnotation]
+		return got == "the window ended at 2026-11-22 04:00 UTC, but the object store is busy: 1 recurring-job pod", got
+	})
+	pod.Status.Phase = corev1.PodSucceeded
+	if err := kube.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	w.eventuallyFenced("the fences to go up once the pod finished", true)
+	w.eventuallyState(policies.WindowClosed)
+}
+
+// TestWindowOpensOnDemand creates a Backup while the window is closed, as a manual backup or a CSI
+// VolumeSnapshot does: the window opens, a sync is requested, an Event names the Backup, and the window
+// closes once the Backup completed.
+func TestWindowOpensOnDemand(t *testing.T) {
+	ctx := context.Background()
+	w := newWindowWorld(t, "55 0 * * *")
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	clock := clocktesting.NewFakeClock(now)
+	w.start(clock, false)
+	w.eventuallyFenced("the fences to go up", true)
+
+	backup := &longhorn.Backup{ObjectMeta: metav1.ObjectMeta{Name: "manual-1", Namespace: w.longhorn}}
+	if err := kube.Create(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	w.eventuallyFenced("the window to open on demand", false)
+	w.eventuallyState(policies.WindowOnDemand)
+	if got, want := w.state()[controllers.ReasonAnnotation], "opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup"; got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	eventually(t, "a BackupTarget sync to be requested", func() (bool, string) {
+		target := &longhorn.BackupTarget{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: w.longhorn, Name: "default"}, target); err != nil {
+			return false, err.Error()
+		}
+		return target.Spec.SyncRequestedAt.Time.Equal(now), target.Spec.SyncRequestedAt.String()
+	})
+	eventually(t, "an Event naming the Backup", func() (bool, string) {
+		list := &eventsv1.EventList{}
+		if err := kube.List(ctx, list, client.InNamespace(w.own)); err != nil {
+			return false, err.Error()
+		}
+		for _, event := range list.Items {
+			if event.Reason == "WindowOpenedOnDemand" {
+				return event.Note == "for Backup manual-1: opened on demand at 2026-11-21 12:00 UTC while the object store is busy, until 2026-11-21 13:00 UTC at the latest: 1 backup", event.Note
+			}
+		}
+		return false, "no WindowOpenedOnDemand Event"
+	})
+
+	backup.Status.State = "Completed"
+	if err := kube.Status().Update(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	w.eventuallyFenced("the fences to go up once the Backup completed", true)
+	w.eventuallyState(policies.WindowClosed)
+}
+
+// TestWindowRelease releases the window with the real binary, as before an uninstall: the policies are
+// gone when the command returns, and the controller does not put them back, even past an opening and
+// its end; resume puts them back.
+func TestWindowRelease(t *testing.T) {
+	w := newWindowWorld(t, "55 0 * * *")
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	w.start(clock, false)
+	w.eventuallyFenced("the fences to go up", true)
+
+	out, err := exec.Command(binary, "window", "release", "--reason", "uninstall", "--namespace", w.own, "--longhorn-namespace", w.longhorn, "--kubeconfig", testCluster.Kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backupguard window release: %v\n%s", err, out)
+	}
+	want := "window released: no NetworkPolicy of the window remains in " + w.longhorn + "; backupguard keeps Longhorn unfenced until `backupguard window resume`\n"
+	if diff := cmp.Diff(want, string(out)); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("policies right after release: %v", names)
+	}
+	w.eventuallyState(policies.WindowReleased)
+	// Past the next opening and its end: the controller decided at that instant, and fenced nothing.
+	for _, at := range []time.Time{time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC), time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)} {
+		setTime(t, clock, at)
+		eventually(t, "the controller to decide at "+at.Format(time.RFC3339), func() (bool, string) { return clock.HasWaiters(), "still deciding" })
+		if names := w.policyNames(); len(names) != 0 {
+			t.Fatalf("the controller re-fenced a released window at %s: %v", at.Format(time.RFC3339), names)
+		}
+		if got := w.state()[controllers.StateAnnotation]; got != string(policies.WindowReleased) {
+			t.Errorf("state at %s = %q, want released", at.Format(time.RFC3339), got)
+		}
+	}
+
+	out, err = exec.Command(binary, "window", "resume", "--namespace", w.own, "--kubeconfig", testCluster.Kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backupguard window resume: %v\n%s", err, out)
+	}
+	w.eventuallyFenced("resume to put the fences back", true)
+	w.eventuallyState(policies.WindowClosed)
+}
+
+// TestWindowReleaseWhileBackupguardIsDown releases a fenced window with no controller running, as when
+// backupguard is broken: the command removes the policies itself, and a controller started afterwards
+// honours the release.
+func TestWindowReleaseWhileBackupguardIsDown(t *testing.T) {
+	w := newWindowWorld(t, "55 0 * * *")
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	stop := w.start(clock, false)
+	w.eventuallyFenced("the fences to go up", true)
+	stop()
+
+	out, err := exec.Command(binary, "window", "release", "--namespace", w.own, "--longhorn-namespace", w.longhorn, "--kubeconfig", testCluster.Kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backupguard window release: %v\n%s", err, out)
+	}
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("policies after a release with backupguard down: %v", names)
+	}
+	restarted := clocktesting.NewFakeClock(clock.Now())
+	w.start(restarted, false)
+	w.eventuallyState(policies.WindowReleased)
+	eventually(t, "the restarted controller to have decided", func() (bool, string) { return restarted.HasWaiters(), "still deciding" })
+	if names := w.policyNames(); len(names) != 0 {
+		t.Errorf("the restarted controller re-fenced a released window: %v", names)
 	}
 }
