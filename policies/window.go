@@ -39,6 +39,9 @@ type WindowConfig struct {
 	CloseWhenIdle *bool `json:"closeWhenIdle,omitempty"`
 	// MaxExtension is the longest the window stays open past its end (default 2h).
 	MaxExtension *metav1.Duration `json:"maxExtension,omitempty"`
+	// NetworkPolicyFlavor is auto (default), kubernetes or cilium: with cilium, or auto when the API
+	// server serves CiliumNetworkPolicies, each target also gets one (see WindowCiliumNetworkPolicies).
+	NetworkPolicyFlavor string `json:"networkPolicyFlavor,omitempty"`
 }
 
 // WindowTarget is one group of pods to fence.
@@ -74,6 +77,8 @@ type Window struct {
 	BackupTargets []string
 	closeWhenIdle bool
 	maxExtension  time.Duration
+	// networkPolicyFlavor is empty for auto, so the zero Window has the default.
+	networkPolicyFlavor NetworkPolicyFlavor
 
 	// checked memoizes RecurringJob schedule checks by schedule and minute: admission sees the same
 	// schedules over and over, and a verdict cannot change within the minute it was made in.
@@ -124,6 +129,9 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 			errs = append(errs, field.Invalid(path.Child("maxExtension"), config.MaxExtension.Duration.String(), "must not be negative"))
 		}
 	}
+	var flavorErrs field.ErrorList
+	window.networkPolicyFlavor, flavorErrs = compileNetworkPolicyFlavor(config.NetworkPolicyFlavor, path.Child("networkPolicyFlavor"))
+	errs = append(errs, flavorErrs...)
 	window.Targets = config.Targets
 	if len(window.Targets) == 0 {
 		window.Targets = DefaultWindowTargets()
