@@ -78,6 +78,7 @@ type WindowController struct {
 
 	trigger       chan struct{}
 	lastAvailable map[string]bool
+	cilium        ciliumDetection
 }
 
 // NeedLeaderElection is true: one replica drives the window.
@@ -301,6 +302,9 @@ func (w *WindowController) applyPolicies(ctx context.Context, namespace string, 
 	if err != nil {
 		return err
 	}
+	if err := w.applyCiliumPolicies(ctx, namespace, window); err != nil {
+		return err
+	}
 	desired := policies.WindowNetworkPolicies(window, namespace, endpoints)
 	keep := map[string]bool{}
 	for _, policy := range desired {
@@ -333,7 +337,7 @@ func (w *WindowController) removePolicies(ctx context.Context, namespace string,
 			return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", namespace, policy.Name, err)
 		}
 	}
-	return nil
+	return w.removeCiliumPolicies(ctx, namespace, keep)
 }
 
 // requestSync sets spec.syncRequestedAt on the configured BackupTargets (all when none are named).
