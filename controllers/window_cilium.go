@@ -34,7 +34,7 @@ func (w *WindowController) applyCiliumPolicies(ctx context.Context, namespace st
 	}
 	switch flavor := window.NetworkPolicyFlavor(); {
 	case flavor == policies.NetworkPolicyFlavorCilium && !served:
-		return fmt.Errorf("window.networkPolicyFlavor is cilium, but the API server does not serve %s: refusing to fence Longhorn with NetworkPolicies alone, which cut it off the kube-apiserver on Cilium", policies.CiliumNetworkPolicyGVK.GroupVersion().WithKind(policies.CiliumNetworkPolicyGVK.Kind))
+		return fmt.Errorf("window.networkPolicyFlavor is cilium, but the API server does not serve CiliumNetworkPolicies (%s): refusing to fence Longhorn with NetworkPolicies alone, which cut it off the kube-apiserver on Cilium", policies.CiliumNetworkPolicyGVK.GroupVersion())
 	case flavor == policies.NetworkPolicyFlavorKubernetes || !served:
 		return w.removeCiliumPolicies(ctx, namespace, nil)
 	}
