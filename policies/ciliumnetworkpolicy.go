@@ -69,6 +69,8 @@ var CiliumNetworkPolicyGVK = schema.GroupVersionKind{Group: "cilium.io", Version
 // puts the pods in default-deny; this policy only adds allows, and with enableDefaultDeny off
 // (intro.rst; pkg/policy/api/rule.go, EnableDefaultDeny) it never fences anything by itself, so
 // a copy left behind while the window is open keeps nothing from the object store.
+//
+// The paths are in Cilium v1.20.2, the release whose CRD the e2e suite validates these against.
 func WindowCiliumNetworkPolicies(window *Window, namespace string) []*unstructured.Unstructured {
 	policies := make([]*unstructured.Unstructured, 0, len(window.Targets))
 	for _, target := range window.Targets {
@@ -106,7 +108,8 @@ func ciliumEgress(window *Window) []any {
 		map[string]any{"toEntities": []any{"cluster"}},
 		// Cluster DNS, as Cilium's documentation selects it (Documentation/security/policy/intro.rst;
 		// examples/policies/l7/dns/dns.yaml); an explicit namespace label, because a namespaced
-		// policy's toEndpoints select in its own namespace otherwise (kubernetes.rst).
+		// policy's toEndpoints select in its own namespace otherwise (Documentation/security/policy/
+		// kubernetes.rst, "Specifying Namespace In EndpointSelector, FromEndpoints, ToEndpoints").
 		map[string]any{
 			"toEndpoints": []any{map[string]any{"matchLabels": map[string]any{
 				"k8s:io.kubernetes.pod.namespace": "kube-system",
