@@ -32,10 +32,11 @@ func (w *WindowController) applyCiliumPolicies(ctx context.Context, namespace st
 	if err != nil {
 		return err
 	}
-	switch flavor := window.NetworkPolicyFlavor(); {
-	case flavor == policies.NetworkPolicyFlavorCilium && !served:
-		return fmt.Errorf("window.networkPolicyFlavor is cilium, but the API server does not serve CiliumNetworkPolicies (%s): refusing to fence Longhorn with NetworkPolicies alone, which cut it off the kube-apiserver on Cilium", policies.CiliumNetworkPolicyGVK.GroupVersion())
-	case flavor == policies.NetworkPolicyFlavorKubernetes || !served:
+	wanted, err := window.WantsCiliumNetworkPolicies(served)
+	if err != nil {
+		return err
+	}
+	if !wanted {
 		return w.removeCiliumPolicies(ctx, namespace, nil)
 	}
 	for _, policy := range policies.WindowCiliumNetworkPolicies(window, namespace) {

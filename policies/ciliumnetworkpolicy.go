@@ -47,6 +47,19 @@ func (w *Window) NetworkPolicyFlavor() NetworkPolicyFlavor {
 	return w.networkPolicyFlavor
 }
 
+// WantsCiliumNetworkPolicies decides whether the window writes CiliumNetworkPolicies, given whether the
+// API server serves them; with flavor cilium and none served it refuses to fence at all, since the
+// NetworkPolicies alone cut Longhorn off the kube-apiserver on Cilium.
+func (w *Window) WantsCiliumNetworkPolicies(served bool) (bool, error) {
+	switch flavor := w.NetworkPolicyFlavor(); {
+	case flavor == NetworkPolicyFlavorCilium && !served:
+		return false, fmt.Errorf("window.networkPolicyFlavor is cilium, but the API server does not serve CiliumNetworkPolicies (%s): refusing to fence Longhorn with NetworkPolicies alone, which cut it off the kube-apiserver on Cilium", CiliumNetworkPolicyGVK.GroupVersion())
+	case flavor == NetworkPolicyFlavorKubernetes:
+		return false, nil
+	}
+	return served, nil
+}
+
 // CiliumNetworkPolicyGVK is the CiliumNetworkPolicy kind; its CRD is ciliumnetworkpolicies.cilium.io.
 var CiliumNetworkPolicyGVK = schema.GroupVersionKind{Group: "cilium.io", Version: "v2", Kind: "CiliumNetworkPolicy"}
 

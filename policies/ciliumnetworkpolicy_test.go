@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -161,5 +162,35 @@ func TestNetworkPolicyFlavorMessage(t *testing.T) {
 	want := `config c.yaml: window.networkPolicyFlavor: Unsupported value: "calico": supported values: "auto", "kubernetes", "cilium"`
 	if err == nil || err.Error() != want {
 		t.Errorf("ParseConfig error:\n got %v\nwant %s", err, want)
+	}
+}
+
+func TestWantsCiliumNetworkPolicies(t *testing.T) {
+	refusal := "window.networkPolicyFlavor is cilium, but the API server does not serve CiliumNetworkPolicies (cilium.io/v2): refusing to fence Longhorn with NetworkPolicies alone, which cut it off the kube-apiserver on Cilium"
+	cases := []struct {
+		flavor  string
+		served  bool
+		want    bool
+		wantErr string
+	}{
+		{flavor: "auto", served: true, want: true},
+		{flavor: "auto", served: false, want: false},
+		{flavor: "kubernetes", served: true, want: false},
+		{flavor: "kubernetes", served: false, want: false},
+		{flavor: "cilium", served: true, want: true},
+		{flavor: "cilium", served: false, want: false, wantErr: refusal},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s, served %t", tc.flavor, tc.served), func(t *testing.T) {
+			window := compileTestWindow(t, WindowConfig{Opens: "55 0 * * *", Duration: metav1.Duration{Duration: time.Hour}, NetworkPolicyFlavor: tc.flavor})
+			got, err := window.WantsCiliumNetworkPolicies(tc.served)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if got != tc.want || gotErr != tc.wantErr {
+				t.Errorf("got %t, %q; want %t, %q", got, gotErr, tc.want, tc.wantErr)
+			}
+		})
 	}
 }
