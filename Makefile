@@ -10,6 +10,7 @@ ENSURE_TOOLS = bash test/tools/ensure.sh
 ENSURE_CERTMANAGER = bash test/tools/ensure-certmanager.sh
 ENSURE_FLUX = bash test/tools/ensure-flux.sh
 ENSURE_KUBEROUTER = bash test/tools/ensure-kuberouter.sh
+ENSURE_CILIUM_CRDS = bash test/tools/ensure-cilium-crds.sh
 
 .PHONY: all build tools test lint unit demo bench fuzz clean
 
@@ -19,12 +20,14 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/backupguard ./cmd/backupguard
 
 ## tools: build (first run) or find (later runs) kube-apiserver, etcd, kubectl, the cert-manager runner,
-## kustomize-controller and kube-router (with the Debian packages iptables and ipset it drives).
+## kustomize-controller and kube-router (with the Debian packages iptables and ipset it drives), and fetch
+## Cilium's CiliumNetworkPolicy CRD.
 tools:
 	@start=$$(date +%s); dir=$$($(ENSURE_TOOLS)); echo "tools: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_CERTMANAGER)); echo "cert-manager: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_FLUX)); echo "flux: $$dir ($$(( $$(date +%s) - start ))s)"
 	@start=$$(date +%s); dir=$$($(ENSURE_KUBEROUTER)); echo "kube-router: $$dir ($$(( $$(date +%s) - start ))s)"
+	@start=$$(date +%s); dir=$$($(ENSURE_CILIUM_CRDS)); echo "cilium CRDs: $$dir ($$(( $$(date +%s) - start ))s)"
 
 ## test: formatting and vet, then every unit test, then the packages that start a control plane
 ## (test/...), one package at a time: each picks free ports for its API server, etcd and webhook, and two

@@ -94,6 +94,7 @@ type WindowController struct {
 
 	trigger       chan struct{}
 	lastAvailable map[string]bool
+	cilium        ciliumDetection
 }
 
 // RecurringJobPodLister lists the recurring-job pods of a namespace (lookup.RecurringJobPods).
@@ -344,6 +345,9 @@ func (w *WindowController) applyPolicies(ctx context.Context, namespace string, 
 	if err != nil {
 		return err
 	}
+	if err := w.applyCiliumPolicies(ctx, namespace, window); err != nil {
+		return err
+	}
 	desired := policies.WindowNetworkPolicies(window, namespace, endpoints)
 	keep := map[string]bool{}
 	for _, policy := range desired {
@@ -376,7 +380,7 @@ func (w *WindowController) removePolicies(ctx context.Context, namespace string,
 			return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", namespace, policy.Name, err)
 		}
 	}
-	return nil
+	return w.removeCiliumPolicies(ctx, namespace, keep)
 }
 
 // requestSyncs sets spec.syncRequestedAt on the BackupTargets due for a (new) sync request, and says

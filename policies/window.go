@@ -39,6 +39,9 @@ type WindowConfig struct {
 	CloseWhenIdle *bool `json:"closeWhenIdle,omitempty"`
 	// MaxExtension is the longest the window stays open past its end (default 2h).
 	MaxExtension *metav1.Duration `json:"maxExtension,omitempty"`
+	// NetworkPolicyFlavor is auto (default), kubernetes or cilium: with cilium, or auto when the API
+	// server serves CiliumNetworkPolicies, each target also gets one (see WindowCiliumNetworkPolicies).
+	NetworkPolicyFlavor string `json:"networkPolicyFlavor,omitempty"`
 	// OnDemand opens the closed window for a Backup or SystemBackup asked for while it is closed.
 	OnDemand *OnDemandConfig `json:"onDemand,omitempty"`
 }
@@ -89,6 +92,8 @@ type Window struct {
 	maxExtension  time.Duration
 	// onDemand is the longest on-demand opening; 0 when the window never opens on demand.
 	onDemand time.Duration
+	// networkPolicyFlavor is empty for auto, so the zero Window has the default.
+	networkPolicyFlavor NetworkPolicyFlavor
 
 	// checked memoizes RecurringJob schedule checks by schedule and minute: admission sees the same
 	// schedules over and over, and a verdict cannot change within the minute it was made in.
@@ -150,6 +155,9 @@ func CompileWindow(config *WindowConfig, path *field.Path) (*Window, field.Error
 			window.onDemand = 0
 		}
 	}
+	var flavorErrs field.ErrorList
+	window.networkPolicyFlavor, flavorErrs = compileNetworkPolicyFlavor(config.NetworkPolicyFlavor, path.Child("networkPolicyFlavor"))
+	errs = append(errs, flavorErrs...)
 	window.Targets = config.Targets
 	if len(window.Targets) == 0 {
 		window.Targets = DefaultWindowTargets()

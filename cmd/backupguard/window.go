@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -279,6 +280,27 @@ func release(ctx context.Context, kube client.Client, namespace, longhornNamespa
 			err = fmt.Errorf("%d of the window's NetworkPolicies came back in %s: is an older backupguard, which does not know releases, running?", len(remaining), longhornNamespace)
 		}
 		return err
+	}
+	return releaseCiliumNetworkPolicies(ctx, kube, longhornNamespace)
+}
+
+// releaseCiliumNetworkPolicies deletes the window's CiliumNetworkPolicies too: alone they only allow,
+// but Cilium 1.15 (whose CRD has no enableDefaultDeny) makes them default-deny. Without Cilium's CRD
+// there is nothing to delete.
+func releaseCiliumNetworkPolicies(ctx context.Context, kube client.Client, longhornNamespace string) error {
+	existing := &unstructured.UnstructuredList{}
+	existing.SetGroupVersionKind(policies.CiliumNetworkPolicyGVK.GroupVersion().WithKind(policies.CiliumNetworkPolicyGVK.Kind + "List"))
+	err := kube.List(ctx, existing, client.InNamespace(longhornNamespace), client.MatchingLabels{policies.ManagedByLabel: policies.ManagedByValue})
+	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing the window's CiliumNetworkPolicies: %w", err)
+	}
+	for i := range existing.Items {
+		if err := kube.Delete(ctx, &existing.Items[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting CiliumNetworkPolicy %s/%s: %w", longhornNamespace, existing.Items[i].GetName(), err)
+		}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 // event recorders patch an Event when it repeats.
 var impliedVerbs = sets.New(
 	"networking.k8s.io/networkpolicies create",
+	"cilium.io/ciliumnetworkpolicies create",
 	"/configmaps create",
 	"events.k8s.io/events patch",
 	"/events patch",

@@ -42,6 +42,7 @@ import (
 type windowWorld struct {
 	t                    *testing.T
 	longhorn, own        string
+	configMu             sync.Mutex // the controller reads config while a test may replace it
 	config               *policies.Config
 	leaseDuration        time.Duration
 	leaderElectionWanted bool
@@ -122,7 +123,7 @@ func (w *windowWorld) start(clock *clocktesting.FakeClock, leaderElection bool) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	controller := &controllers.WindowController{
-		Client: mgr.GetClient(), Config: func() *policies.Config { return w.config }, Clock: clock, Namespace: w.own,
+		Client: mgr.GetClient(), Config: w.currentConfig, Clock: clock, Namespace: w.own,
 		Recorder: mgr.GetEventRecorder("backupguard"), Log: testr.New(w.t), Resync: time.Hour,
 	}
 	if err := controller.SetupWithManager(ctx, mgr); err != nil {
