@@ -12,6 +12,7 @@ import (
 	jsonpatchv4 "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/backupguard/backupguard/longhorn"
@@ -81,9 +82,11 @@ func FuzzLabelPatches(f *testing.F) {
 		{Name: "shop", Match: LabelMatch{Namespaces: []string{"shop"}}, Jobs: []string{"nightly"}, Groups: []string{"critical"}},
 	}})
 	f.Fuzz(func(t *testing.T, labelText, annotationText, volumeLabelText, skip string) {
-		// Objects reach backupguard as JSON, which carries only UTF-8: a key that is not (found by this
-		// fuzzer, testdata/fuzz/FuzzLabelPatches) cannot be on a stored object.
-		if !utf8.ValidString(labelText + annotationText + volumeLabelText) {
+		// Only what the API server stores: JSON carries only UTF-8, and label keys and values, and
+		// annotation keys, are validated (the fuzzer found both kinds of impossible input; they stay in
+		// testdata/fuzz/FuzzLabelPatches as regression cases).
+		if !utf8.ValidString(labelText) || !utf8.ValidString(annotationText) || !utf8.ValidString(volumeLabelText) ||
+			!storable(labelsFromText(labelText), true) || !storable(labelsFromText(annotationText), false) || !storable(labelsFromText(volumeLabelText), true) {
 			return
 		}
 		pvc := makePVC("shop", "data").StorageClass("longhorn").VolumeName("pvc-1").Obj()
@@ -124,6 +127,16 @@ func FuzzLabelPatches(f *testing.F) {
 			t.Fatalf("deciding the Volume again changes it: %v", again.Patch)
 		}
 	})
+}
+
+// storable tells whether the API server would store these labels (or, with labels false, annotations).
+func storable(values map[string]string, labels bool) bool {
+	for key, value := range values {
+		if len(validation.IsQualifiedName(key)) > 0 || (labels && len(validation.IsValidLabelValue(value)) > 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func nonEmpty(labels map[string]string) map[string]string {

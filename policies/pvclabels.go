@@ -196,21 +196,26 @@ const defaultGroupLabel = longhorn.RecurringJobGroupLabelPrefix + longhorn.Defau
 // give it (csi/util.go getVolumeOptions, manager/volume.go Create), and the PVC's unmanaged ones join
 // them once it becomes a source.
 func labelsOfItsOwn(pvc *corev1.PersistentVolumeClaim, env PVCEnvironment, managed sets.Set[string]) (own sets.Set[string], inDefaultGroup bool, warnings []string) {
-	enabledJobsAndGroups := func(labels map[string]string) sets.Set[string] {
+	enabledJobsAndGroups := func(labels map[string]string, enabled func(string) bool) sets.Set[string] {
 		found := sets.New[string]()
 		for key, value := range labels {
-			if longhorn.IsRecurringLabel(key) && key != longhorn.RecurringJobSourceLabel && value == longhorn.LabelEnabled && !managed.Has(key) {
+			if longhorn.IsRecurringLabel(key) && key != longhorn.RecurringJobSourceLabel && enabled(value) && !managed.Has(key) {
 				found.Insert(key)
 			}
 		}
 		return found
 	}
-	own = enabledJobsAndGroups(pvc.Labels)
+	isEnabled := func(value string) bool { return value == longhorn.LabelEnabled }
+	// A PVC label with another value that does not mean "off" is corrected to enabled by the same
+	// decision, so it counts already: otherwise the next decision would see a label of the volume's own
+	// and take back the default group (found by FuzzLabelPatches).
+	willBeEnabled := func(value string) bool { return value == longhorn.LabelEnabled || !meansOff(value) }
+	own = enabledJobsAndGroups(pvc.Labels, willBeEnabled)
 	if pvc.Labels[longhorn.RecurringJobSourceLabel] != longhorn.LabelEnabled {
 		volumeOwn := sets.New[string]()
 		switch {
 		case env.Volume != nil:
-			volumeOwn = enabledJobsAndGroups(env.Volume.Labels)
+			volumeOwn = enabledJobsAndGroups(env.Volume.Labels, isEnabled)
 		case pvc.Spec.VolumeName == "" && env.StorageClass != nil:
 			selected, err := recurringJobSelectorLabels(env.StorageClass)
 			if err != nil {
