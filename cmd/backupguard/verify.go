@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -321,7 +322,10 @@ AWS_ENDPOINTS key of its credentialSecret (AWS itself without one).`,
 			if err != nil {
 				return failure(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), verify.timeout+time.Minute)
+			// Interrupted, it still deletes what it created.
+			interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ctx, cancel := context.WithTimeout(interrupted, verify.timeout+time.Minute)
 			defer cancel()
 			out := command.OutOrStdout()
 			ok, err := runVerify(ctx, kube, opts.namespace, verify, out, command.ErrOrStderr())
@@ -397,6 +401,10 @@ func runVerify(ctx context.Context, kube client.Client, namespace string, opts v
 	if err := kube.Create(ctx, pod); err != nil {
 		return false, fmt.Errorf("creating the probe pod: %w", err)
 	}
+	// Should this command die before it deletes them, the policies go with the pod.
+	if err := ownedByPod(ctx, kube, pod, policy, cilium); err != nil {
+		return false, err
+	}
 	result, err := waitForProbe(ctx, kube, pod, opts.timeout)
 	if err != nil {
 		recordVerify(ctx, kube, namespace, corev1.EventTypeWarning, "WindowVerifyFailed", err.Error(), errOut)
@@ -412,6 +420,23 @@ func runVerify(ctx context.Context, kube client.Client, namespace string, opts v
 	}
 	recordVerify(ctx, kube, namespace, eventType, reason, strings.Join(lines, "; "), errOut)
 	return ok, nil
+}
+
+// ownedByPod makes the pod the owner of the objects that were created, so that the garbage collector
+// deletes them with it.
+func ownedByPod(ctx context.Context, kube client.Client, pod *corev1.Pod, objects ...client.Object) error {
+	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}
+	for _, object := range objects {
+		if object.GetResourceVersion() == "" {
+			continue
+		}
+		patch := client.MergeFrom(object.DeepCopyObject().(client.Object))
+		object.SetOwnerReferences(owner)
+		if err := kube.Patch(ctx, object, patch); err != nil {
+			return fmt.Errorf("making the probe pod own %s: %w", object.GetName(), err)
+		}
+	}
+	return nil
 }
 
 // allowedCIDRs returns the window's allowed CIDRs (none without a window).

@@ -267,9 +267,13 @@ func TestRunVerifyCleansUp(t *testing.T) {
 			_ = kube.List(ctx, pods, client.InNamespace("longhorn-system"))
 			if len(pods.Items) == 1 {
 				pod := &pods.Items[0]
+				// The policy selects the pod, and the pod owns it.
 				policy := &networkingv1.NetworkPolicy{}
-				sawPolicy <- kube.Get(ctx, client.ObjectKeyFromObject(pod), policy) == nil &&
-					policy.Spec.PodSelector.MatchLabels[policies.ProbeLabel] == pod.Labels[policies.ProbeLabel] &&
+				for ctx.Err() == nil && (kube.Get(ctx, client.ObjectKeyFromObject(pod), policy) != nil || len(policy.OwnerReferences) == 0) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				sawPolicy <- policy.Spec.PodSelector.MatchLabels[policies.ProbeLabel] == pod.Labels[policies.ProbeLabel] &&
+					cmp.Equal(policy.OwnerReferences, []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}) &&
 					pod.Spec.Containers[0].Args[2] == "http://10.99.0.2:80"
 				message, _ := json.Marshal(fenceWorks)
 				pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "probe",
@@ -287,7 +291,7 @@ func TestRunVerifyCleansUp(t *testing.T) {
 		t.Fatalf("runVerify: %v, %v; stderr %s", ok, err, errOut.String())
 	}
 	if !<-sawPolicy {
-		t.Error("the probe pod had no NetworkPolicy selecting it, or the wrong endpoint")
+		t.Error("the probe pod had no NetworkPolicy selecting it and owned by it, or the wrong endpoint")
 	}
 	want, _ := verdict(fenceWorks, nil)
 	if diff := cmp.Diff(strings.Join(want, "\n")+"\n", out.String()); diff != "" {
