@@ -392,11 +392,15 @@ func runVerify(ctx context.Context, kube client.Client, namespace string, opts v
 	if err := kube.Create(ctx, policy); err != nil {
 		return false, fmt.Errorf("creating the probe's NetworkPolicy: %w", err)
 	}
-	switch err := kube.Create(ctx, cilium); {
-	case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
-		// No Cilium here.
-	case err != nil:
-		return false, fmt.Errorf("creating the probe's CiliumNetworkPolicy: %w", err)
+	// As the window: a CiliumNetworkPolicy too where Cilium's CRD is served, unless the flavor is
+	// kubernetes.
+	if window == nil || window.NetworkPolicyFlavor() != policies.NetworkPolicyFlavorKubernetes {
+		switch err := kube.Create(ctx, cilium); {
+		case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
+			// No Cilium here.
+		case err != nil:
+			return false, fmt.Errorf("creating the probe's CiliumNetworkPolicy: %w", err)
+		}
 	}
 	if err := kube.Create(ctx, pod); err != nil {
 		return false, fmt.Errorf("creating the probe pod: %w", err)
