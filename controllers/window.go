@@ -323,15 +323,20 @@ func (w *WindowController) facts(ctx context.Context, namespace string, override
 	return facts, nil
 }
 
-// apiServerEndpoints reads where the kube-apiserver answers, from the default/kubernetes Service and
-// its EndpointSlices, so the fence never cuts Longhorn off from it.
+// apiServerEndpoints reads where the kube-apiserver answers, so the fence never cuts Longhorn off from it.
 func (w *WindowController) apiServerEndpoints(ctx context.Context) ([]policies.APIServerEndpoint, error) {
+	return ReadAPIServerEndpoints(ctx, w.Client)
+}
+
+// ReadAPIServerEndpoints reads where the kube-apiserver answers, from the default/kubernetes Service
+// and its EndpointSlices (see policies.APIServerEndpoints).
+func ReadAPIServerEndpoints(ctx context.Context, reader client.Reader) ([]policies.APIServerEndpoint, error) {
 	slices := &discoveryv1.EndpointSliceList{}
-	if err := w.Client.List(ctx, slices, client.InNamespace(metav1.NamespaceDefault), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
+	if err := reader.List(ctx, slices, client.InNamespace(metav1.NamespaceDefault), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
 		return nil, fmt.Errorf("listing the kubernetes EndpointSlices: %w", err)
 	}
 	service := &corev1.Service{}
-	switch err := w.Client.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, service); {
+	switch err := reader.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, service); {
 	case apierrors.IsNotFound(err):
 		service = nil
 	case err != nil:

@@ -258,8 +258,12 @@ type BackupTarget struct {
 	Status            BackupTargetStatus `json:"status,omitempty"`
 }
 
-// BackupTargetSpec holds how often Longhorn polls the store, and the one-shot sync request.
+// BackupTargetSpec holds where the store is, how often Longhorn polls it, and the one-shot sync request.
 type BackupTargetSpec struct {
+	// BackupTargetURL is the store, e.g. s3://bucket@region/path; CredentialSecret names the Secret
+	// in Longhorn's namespace with its credentials and, for S3 not on AWS, its endpoint (AWS_ENDPOINTS).
+	BackupTargetURL  string `json:"backupTargetURL,omitempty"`
+	CredentialSecret string `json:"credentialSecret,omitempty"`
 	// PollInterval is a duration string; "0s" turns periodic polling off.
 	PollInterval    string      `json:"pollInterval,omitempty"`
 	SyncRequestedAt metav1.Time `json:"syncRequestedAt,omitempty"`

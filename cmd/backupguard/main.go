@@ -104,7 +104,7 @@ scheduler for the S3 window, and the same checks offline for CI.
 	root.InitDefaultHelpFlag()
 	root.InitDefaultVersionFlag()
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
-	root.AddCommand(newServeCommand(), newValidateCommand(), newWindowCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newValidateCommand(), newWindowCommand(), newVersionCommand(), newProbeCommand())
 	return root
 }
 

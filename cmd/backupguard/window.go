@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/backupguard/backupguard/controllers"
+	"github.com/backupguard/backupguard/longhorn"
 	"github.com/backupguard/backupguard/policies"
 )
 
@@ -37,26 +38,27 @@ type windowOptions struct {
 func newWindowCommand() *cobra.Command {
 	var opts windowOptions
 	command := &cobra.Command{
-		Use:   "window open|close|release|resume|status [flags]",
-		Short: "The S3 window: manual override, release and state",
+		Use:   "window open|close|release|resume|status|verify [flags]",
+		Short: "The S3 window: manual override, release, state and self-test",
 		Long: `The S3 window: open or close it by hand for a while, release it (remove the fences and keep them
-down, e.g. before uninstalling backupguard) until resume, or see its state.
+down, e.g. before uninstalling backupguard) until resume, see its state, or check that its fence works
+on this cluster's CNI (verify).
 
 The override lives in the ConfigMap backupguard-window in backupguard's namespace, so every replica and
 a new leader see it; open and close expire by themselves, release lasts until resume.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageError("name one action: open, close, release, resume or status")
+				return usageError("name one action: open, close, release, resume, status or verify")
 			}
-			return usageError("unknown action %q: use open, close, release, resume or status", args[0])
+			return usageError("unknown action %q: use open, close, release, resume, status or verify", args[0])
 		},
 	}
 	flags := command.PersistentFlags()
 	opts.cluster.addFlags(flags)
 	flags.StringVarP(&opts.namespace, "namespace", "n", defaultNamespace(), "backupguard's namespace; $POD_NAMESPACE sets the default")
 	command.AddCommand(newWindowOpenCommand(&opts), newWindowCloseCommand(&opts), newWindowReleaseCommand(&opts),
-		newWindowResumeCommand(&opts), newWindowStatusCommand(&opts))
+		newWindowResumeCommand(&opts), newWindowStatusCommand(&opts), newWindowVerifyCommand(&opts))
 	return command
 }
 
@@ -230,6 +232,9 @@ func cliClient(cluster clusterFlags) (client.Client, error) {
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := longhorn.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	return client.New(config, client.Options{Scheme: scheme})

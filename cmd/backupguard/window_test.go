@@ -118,12 +118,12 @@ state: open
 		"no action": {
 			args:       []string{"window"},
 			wantCode:   2,
-			wantStderr: "backupguard window: name one action: open, close, release, resume or status\n\n" + usageOf(t, "window"),
+			wantStderr: "backupguard window: name one action: open, close, release, resume, status or verify\n\n" + usageOf(t, "window"),
 		},
 		"an unknown action": {
 			args:       []string{"window", "toggle"},
 			wantCode:   2,
-			wantStderr: "backupguard window: unknown action \"toggle\": use open, close, release, resume or status\n\n" + usageOf(t, "window"),
+			wantStderr: "backupguard window: unknown action \"toggle\": use open, close, release, resume, status or verify\n\n" + usageOf(t, "window"),
 		},
 	}
 	for name, tc := range cases {

@@ -9,7 +9,13 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// ServeDNS answers A queries for StoreName with StoreAddress, and every other name with NXDOMAIN, on
+// dnsNames are the names the lab's DNS knows: the store, and the kubernetes Service as a pod names it.
+var dnsNames = map[string]string{StoreName: StoreAddress, KubernetesName: KubernetesClusterIP}
+
+// KubernetesName is the kubernetes Service's name as a pod resolves it.
+const KubernetesName = "kubernetes.default.svc."
+
+// ServeDNS answers A queries for StoreName and KubernetesName, and every other name with NXDOMAIN, on
 // UDP at the node's address, until ctx ends. It runs in the node namespace, where a cluster's DNS
 // would be reached.
 func ServeDNS(ctx context.Context) error {
@@ -47,7 +53,7 @@ func answerDNS(query []byte) ([]byte, error) {
 		return nil, err
 	}
 	header.Response, header.Authoritative, header.RCode = true, true, dnsmessage.RCodeSuccess
-	known := question.Name.String() == StoreName
+	address, known := dnsNames[question.Name.String()]
 	if !known {
 		header.RCode = dnsmessage.RCodeNameError
 	}
@@ -63,7 +69,7 @@ func answerDNS(query []byte) ([]byte, error) {
 	}
 	if known && question.Type == dnsmessage.TypeA {
 		resource := dnsmessage.ResourceHeader{Name: question.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 5}
-		if err := builder.AResource(resource, dnsmessage.AResource{A: netip.MustParseAddr(StoreAddress).As4()}); err != nil {
+		if err := builder.AResource(resource, dnsmessage.AResource{A: netip.MustParseAddr(address).As4()}); err != nil {
 			return nil, err
 		}
 	}

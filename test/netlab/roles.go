@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ func StartRole(ns string, role Role) (*Process, error) {
 type Process struct {
 	command *exec.Cmd
 	output  *os.File
+	stop    sync.Once
 }
 
 // StartProcess runs command, its output into the file at outputPath.
@@ -75,8 +77,11 @@ func StartProcess(command *exec.Cmd, outputPath string) (*Process, error) {
 	return &Process{command: command, output: output}, nil
 }
 
-// Stop ends the process by its PID (SIGTERM, then SIGKILL after 5 s) and waits for it.
-func (p *Process) Stop() {
+// Stop ends the process by its PID (SIGTERM, then SIGKILL after 5 s) and waits for it; later calls
+// do nothing.
+func (p *Process) Stop() { p.stop.Do(p.end) }
+
+func (p *Process) end() {
 	exited := make(chan struct{})
 	go func() {
 		_ = p.command.Wait()

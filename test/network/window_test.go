@@ -82,12 +82,22 @@ var standIns = []struct {
 // TestWindowOnKubeRouter builds the lab from the machine's namespace, then runs itself again inside
 // the lab's node namespace, where the control plane, kube-router and the window controller run.
 func TestWindowOnKubeRouter(t *testing.T) {
-	if inside := os.Getenv(insideEnv); inside != "" {
+	var specs []netlab.PodSpec
+	for _, standIn := range standIns {
+		specs = append(specs, standIn.spec)
+	}
+	inLab(t, "TestWindowOnKubeRouter", specs, runInside)
+}
+
+// inLab builds a lab with the given stand-in pods from the machine's namespace, then runs the test
+// named test again inside the lab's node namespace, where it calls inside.
+func inLab(t *testing.T, test string, specs []netlab.PodSpec, inside func(*testing.T, lab)) {
+	if encoded := os.Getenv(insideEnv); encoded != "" {
 		var l lab
-		if err := json.Unmarshal([]byte(inside), &l); err != nil {
+		if err := json.Unmarshal([]byte(encoded), &l); err != nil {
 			t.Fatal(err)
 		}
-		runInside(t, l)
+		inside(t, l)
 		return
 	}
 	if os.Geteuid() != 0 {
@@ -100,10 +110,6 @@ func TestWindowOnKubeRouter(t *testing.T) {
 	kubeRouter, err := netlab.KubeRouterDir(cluster.RepoRoot())
 	if err != nil {
 		t.Fatal(err)
-	}
-	var specs []netlab.PodSpec
-	for _, standIn := range standIns {
-		specs = append(specs, standIn.spec)
 	}
 	network, err := netlab.Create(specs)
 	if err != nil {
@@ -122,7 +128,7 @@ func TestWindowOnKubeRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	command := netlab.Command(network.Node, executable, "-test.run=^TestWindowOnKubeRouter$", "-test.v", "-test.count=1")
+	command := netlab.Command(network.Node, executable, "-test.run=^"+test+"$", "-test.v", "-test.count=1")
 	command.Env = append(os.Environ(), insideEnv+"="+string(encoded), "BACKUPGUARD_TOOLS_DIR="+tools)
 	out, err := command.CombinedOutput()
 	if err != nil {
@@ -139,8 +145,21 @@ func TestWindowOnKubeRouter(t *testing.T) {
 }
 
 // runInside is the test proper, in the node namespace.
-func runInside(t *testing.T, l lab) {
-	ctx := context.Background()
+// labControlPlane is what runs in the node namespace: the control plane, DNS, kube-router and the
+// object store.
+type labControlPlane struct {
+	c          *cluster.Cluster
+	apiPort    string
+	scheme     *runtime.Scheme
+	kube       client.WithWatch
+	kubeRouter *netlab.Process
+	storeLog   string
+}
+
+// startControlPlane starts, in the node namespace, the kube-apiserver (its ClusterIP DNATed), the
+// Node and a running Pod object per stand-in in pods, DNS, kube-router and the object store; all stop
+// when the test ends.
+func startControlPlane(t *testing.T, l lab, pods []*netlab.Pod) *labControlPlane {
 	ctrl.SetLogger(testr.New(t))
 	c, err := cluster.StartWith(cluster.Options{
 		APIServerAddress: netlab.NodeAddress, APIServerPort: netlab.APIServerPort, NoWebhooks: true, NoAudit: true,
@@ -171,9 +190,9 @@ func runInside(t *testing.T, l lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	createNodeAndPods(t, kube, l.Network)
+	createNodeAndPods(t, kube, pods)
 
-	dnsCtx, stopDNS := context.WithCancel(ctx)
+	dnsCtx, stopDNS := context.WithCancel(context.Background())
 	t.Cleanup(stopDNS)
 	if err := netlab.ServeDNS(dnsCtx); err != nil {
 		t.Fatal(err)
@@ -190,6 +209,13 @@ func runInside(t *testing.T, l lab) {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Stop)
+	return &labControlPlane{c: c, apiPort: apiPort, scheme: scheme, kube: kube, kubeRouter: kubeRouter, storeLog: storeLog}
+}
+
+func runInside(t *testing.T, l lab) {
+	ctx := context.Background()
+	lp := startControlPlane(t, l, l.Network.Pods)
+	c, apiPort, scheme, kube, storeLog := lp.c, lp.apiPort, lp.scheme, lp.kube, lp.storeLog
 	logs := map[string]string{}
 	for _, pod := range l.Network.Pods {
 		logs[pod.Name] = filepath.Join(l.Dir, pod.Name+".jsonl")
@@ -305,7 +331,7 @@ func create(t *testing.T, kube client.Client, object client.Object) {
 // createNodeAndPods writes what kube-router needs to enforce policies on the stand-ins: the Node (named
 // as kube-router's --hostname-override, its InternalIP the node address) and a running Pod per stand-in
 // on it, hostIP exactly the Node's InternalIP (kube-router ignores other pods).
-func createNodeAndPods(t *testing.T, kube client.Client, network *netlab.Network) {
+func createNodeAndPods(t *testing.T, kube client.Client, pods []*netlab.Pod) {
 	t.Helper()
 	ctx := context.Background()
 	for _, name := range []string{longhornNamespace, ownNamespace} {
@@ -319,7 +345,7 @@ func createNodeAndPods(t *testing.T, kube client.Client, network *netlab.Network
 	if err := kube.Status().Update(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	for _, pod := range network.Pods {
+	for _, pod := range pods {
 		object := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: longhornNamespace, Labels: pod.Labels},
 			Spec:       corev1.PodSpec{NodeName: netlab.NodeName, Containers: []corev1.Container{{Name: "standin", Image: "standin"}}},
