@@ -89,10 +89,10 @@ type CoverageRow struct {
 	Volume    string         `json:"volume,omitempty"`
 	Jobs      []JobSelection `json:"jobs"`
 	// NextBackup is the next run of a backup job that selects the volume, in UTC; zero when none.
-	NextBackup time.Time `json:"nextBackup,omitempty"`
+	NextBackup time.Time `json:"nextBackup,omitzero"`
 	// NextBackupInWindow says whether that run falls inside the S3 window; nil without a window.
 	NextBackupInWindow *bool     `json:"nextBackupInWindow,omitempty"`
-	LastBackup         time.Time `json:"lastBackup,omitempty"`
+	LastBackup         time.Time `json:"lastBackup,omitzero"`
 	// Age is how old LastBackup is at the report's instant.
 	Age     time.Duration   `json:"age,omitempty"`
 	Verdict CoverageVerdict `json:"verdict"`
@@ -233,6 +233,9 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		default:
 			row.Verdict = CoverageProtected
 		}
+		if row.NextBackupInWindow != nil && !*row.NextBackupInWindow {
+			row.Reasons = append(row.Reasons, "the next backup runs outside the S3 window, when the backup target is unreachable")
+		}
 		row.Reasons = append(row.Reasons, dangling...)
 		report.Rows = append(report.Rows, row)
 	}
@@ -274,4 +277,39 @@ func roundDuration(d time.Duration) string {
 		return d.Round(time.Hour).String()
 	}
 	return d.Round(time.Minute).String()
+}
+
+// AuditedJob is a RecurringJob that exists and breaks a rule: what the webhook would deny today.
+type AuditedJob struct {
+	Job        string   `json:"job"`
+	Violations []string `json:"violations"`
+}
+
+// RecurringJobAudit is the audit of the RecurringJobs that exist.
+type RecurringJobAudit struct {
+	Jobs []AuditedJob `json:"jobs"`
+	// ByField counts the violations by the field they are about.
+	ByField map[string]int `json:"byField"`
+}
+
+// AuditRecurringJobs applies ValidateRecurringJob to RecurringJobs that already exist, which may
+// predate the webhook or have come in while it was down; env.Namespace is taken from each job.
+func AuditRecurringJobs(jobs []*longhorn.RecurringJob, env RecurringJobEnvironment) RecurringJobAudit {
+	audit := RecurringJobAudit{Jobs: []AuditedJob{}, ByField: map[string]int{}}
+	for _, job := range jobs {
+		env := env
+		env.Namespace = job.Namespace
+		errs, _ := ValidateRecurringJob(job, env)
+		if len(errs) == 0 {
+			continue
+		}
+		audited := AuditedJob{Job: job.Name, Violations: []string{}}
+		for _, err := range errs {
+			audited.Violations = append(audited.Violations, err.Error())
+			audit.ByField[err.Field]++
+		}
+		audit.Jobs = append(audit.Jobs, audited)
+	}
+	slices.SortFunc(audit.Jobs, func(a, b AuditedJob) int { return strings.Compare(a.Job, b.Job) })
+	return audit
 }

@@ -417,7 +417,7 @@ func usageOf(t *testing.T, command string) string {
 }
 
 func TestHelpGoesToStdout(t *testing.T) {
-	for _, command := range []string{"", "validate", "serve", "window", "window status", "window open", "window close", "window release", "window resume", "version"} {
+	for _, command := range []string{"", "validate", "serve", "window", "window status", "window open", "window close", "window release", "window resume", "coverage", "version"} {
 		golden := "root"
 		if command != "" {
 			golden = strings.ReplaceAll(command, " ", "-")
