@@ -171,7 +171,9 @@ type VolumeSpec struct {
 
 // VolumeStatus holds where the volume is attached and which PVC uses it.
 type VolumeStatus struct {
-	State            string           `json:"state,omitempty"`
+	State string `json:"state,omitempty"`
+	// Robustness is healthy, degraded, faulted or unknown.
+	Robustness       string           `json:"robustness,omitempty"`
 	CurrentNodeID    string           `json:"currentNodeID,omitempty"`
 	KubernetesStatus KubernetesStatus `json:"kubernetesStatus,omitempty"`
 	// RestoreRequired is true while the volume restores from a backup (a DR volume: while it is standby).

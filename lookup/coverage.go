@@ -123,8 +123,12 @@ func isLonghornPVC(env policies.PVCEnvironment, config *policies.Config) bool {
 func fillFromVolume(row *policies.CoverageVolume, volume *longhorn.Volume) {
 	row.Volume = volume.Name
 	row.Labels = recurringLabels(volume.Labels)
-	// Longhorn filters on the volume's state (app/recurringjob/volume.go filterVolumesForJob).
-	row.Detached = volume.Status.State == "detached"
+	// Longhorn runs a job for a volume only when it is attached (or the Setting allows any state), not
+	// faulted and not restoring (app/recurringjob/util.go filterVolumesForJob). A Volume without a
+	// state (a manifest without status) is not known to be detached.
+	row.Detached = volume.Status.State != "" && volume.Status.State != "attached"
+	row.Faulted = volume.Status.Robustness == "faulted"
+	row.Restoring = volume.Status.RestoreRequired
 	if row.Created.IsZero() {
 		row.Created = volume.CreationTimestamp.Time
 	}

@@ -48,8 +48,12 @@ type CoverageVolume struct {
 	// Labels are the recurring labels Longhorn selects the volume by: the Volume's, or for a PVC whose
 	// Volume is not known, the ones its source PVC will give it.
 	Labels map[string]string
-	// Detached is true when the volume is known to be detached.
+	// Detached is true when the volume is known not to be attached (detached, or on its way): Longhorn
+	// runs volume jobs only for attached volumes unless the Setting allows detached ones.
 	Detached bool
+	// Faulted and Restoring volumes are skipped by every job whatever the Setting (longhorn-manager
+	// app/recurringjob/util.go filterVolumesForJob: robustness faulted, status.restoreRequired).
+	Faulted, Restoring bool
 	// Created is when the volume (or its PVC) was created; zero when not known.
 	Created time.Time
 	// LastBackup is when the newest completed backup of the volume was made; zero when none is known.
@@ -222,6 +226,12 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		case len(backupJobs) > 0 && staleAfter > 0 && volume.LastBackup.IsZero() && !volume.Created.IsZero() && facts.Now.Sub(volume.Created) > staleAfter:
 			row.Verdict = CoverageStale
 			row.Reasons = append(row.Reasons, fmt.Sprintf("no backup yet, %s after the volume was created", roundDuration(facts.Now.Sub(volume.Created))))
+		case len(backupJobs) > 0 && volume.Faulted:
+			row.Verdict = CoverageSkipped
+			row.Reasons = append(row.Reasons, "faulted: Longhorn runs no recurring job for a faulted volume")
+		case len(backupJobs) > 0 && volume.Restoring:
+			row.Verdict = CoverageSkipped
+			row.Reasons = append(row.Reasons, "restoring from a backup: Longhorn runs no recurring job for it until the restore ends")
 		case len(backupJobs) > 0 && volume.Detached && !facts.AllowDetached:
 			row.Verdict = CoverageSkipped
 			row.Reasons = append(row.Reasons, "detached, and the Longhorn setting "+longhorn.SettingAllowRecurringJobWhileVolumeDetached+" is false")

@@ -35,6 +35,8 @@ func TestDecideCoverage(t *testing.T) {
 			{Namespace: "shop", PVC: "never", Volume: "pvc-9", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Created: now.Add(-5 * day)},
 			{Namespace: "shop", PVC: "broken", Volume: "pvc-10", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, LastBackup: now.Add(-time.Hour), NewestBackupState: "Error", NewestBackupError: "cannot reach the store"},
 			{Namespace: "shop", PVC: "midday", Volume: "pvc-11", Labels: map[string]string{"recurring-job.longhorn.io/midday": "enabled"}},
+			{Volume: "pvc-faulted", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Faulted: true},
+			{Volume: "pvc-restoring", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Restoring: true},
 			{Volume: "pvc-orphan", Labels: map[string]string{"recurring-job-group.longhorn.io/nobody-here": "enabled"}},
 		},
 	}
@@ -42,8 +44,12 @@ func TestDecideCoverage(t *testing.T) {
 	tomorrowAt2 := time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
 	want := CoverageReport{
 		Rows: []CoverageRow{
+			{Volume: "pvc-faulted", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
+				Verdict: CoverageSkipped, Reasons: []string{"faulted: Longhorn runs no recurring job for a faulted volume"}},
 			{Volume: "pvc-orphan", Jobs: []JobSelection{}, Verdict: CoverageDangling,
 				Reasons: []string{"recurring-job-group.longhorn.io/nobody-here: no RecurringJob is in group nobody-here"}},
+			{Volume: "pvc-restoring", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
+				Verdict: CoverageSkipped, Reasons: []string{"restoring from a backup: Longhorn runs no recurring job for it until the restore ends"}},
 			{Namespace: "shop", PVC: "broken", Volume: "pvc-10", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
 				LastBackup: now.Add(-time.Hour), Age: time.Hour, Verdict: CoverageFailing, Reasons: []string{"the newest backup is in Error: cannot reach the store"}},
 			{Namespace: "shop", PVC: "by-group", Volume: "pvc-2", Jobs: []JobSelection{{Job: "daily", Task: longhorn.TaskBackup, Via: "group databases"}},
