@@ -12,6 +12,16 @@ import (
 // TestREADMEWindowStatusExampleRuns runs the README's offline window status example as written, from
 // the repository's root, and compares its output with the README's.
 func TestREADMEWindowStatusExampleRuns(t *testing.T) {
+	testREADMEExample(t, "$ backupguard window status --config ")
+}
+
+// TestREADMECoverageExampleRuns does the same with the README's coverage run.
+func TestREADMECoverageExampleRuns(t *testing.T) {
+	testREADMEExample(t, "$ backupguard coverage --config ")
+}
+
+func testREADMEExample(t *testing.T, prompt string) {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -20,7 +30,6 @@ func TestREADMEWindowStatusExampleRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const prompt = "$ backupguard window status --config "
 	_, example, found := strings.Cut(string(readme), prompt)
 	if !found {
 		t.Fatalf("README.md has no example starting %q", prompt)
