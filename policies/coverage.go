@@ -159,7 +159,9 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 				continue
 			}
 			if isGroup {
-				if len(groups[name]) == 0 {
+				// Longhorn puts a volume without recurring labels in group default itself: no job in it
+				// leaves the volume unprotected, but the label is no mistake.
+				if len(groups[name]) == 0 && name != longhorn.DefaultGroup {
 					dangling = append(dangling, fmt.Sprintf("%s: no RecurringJob is in group %s", key, name))
 				}
 				for _, job := range groups[name] {

@@ -37,6 +37,7 @@ func TestDecideCoverage(t *testing.T) {
 			{Namespace: "shop", PVC: "midday", Volume: "pvc-11", Labels: map[string]string{"recurring-job.longhorn.io/midday": "enabled"}},
 			{Volume: "pvc-faulted", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Faulted: true},
 			{Volume: "pvc-restoring", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Restoring: true},
+			{Volume: "pvc-default-no-jobs", Labels: map[string]string{"recurring-job-group.longhorn.io/default": "enabled"}},
 			{Volume: "pvc-orphan", Labels: map[string]string{"recurring-job-group.longhorn.io/nobody-here": "enabled"}},
 		},
 	}
@@ -44,6 +45,8 @@ func TestDecideCoverage(t *testing.T) {
 	tomorrowAt2 := time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
 	want := CoverageReport{
 		Rows: []CoverageRow{
+			{Volume: "pvc-default-no-jobs", Jobs: []JobSelection{{Job: "nightly-default", Task: longhorn.TaskBackup, Via: "group default"}},
+				NextBackup: time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC), NextBackupInWindow: &inside, Verdict: CoverageProtected, Reasons: []string{}},
 			{Volume: "pvc-faulted", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
 				Verdict: CoverageSkipped, Reasons: []string{"faulted: Longhorn runs no recurring job for a faulted volume"}},
 			{Volume: "pvc-orphan", Jobs: []JobSelection{}, Verdict: CoverageDangling,
@@ -88,6 +91,15 @@ func TestDecideCoverage(t *testing.T) {
 			if row.PVC == "by-label" && row.Verdict != CoverageStale {
 				t.Errorf("by-label: verdict %s, want stale with a 5h maximum age", row.Verdict)
 			}
+		}
+	})
+	t.Run("the default group without jobs leaves a volume unprotected, not dangling", func(t *testing.T) {
+		facts := CoverageFacts{Now: now, Jobs: []*longhorn.RecurringJob{daily}, Volumes: []CoverageVolume{
+			{Volume: "pvc-default", Labels: map[string]string{"recurring-job-group.longhorn.io/default": "enabled"}},
+		}}
+		want := []CoverageRow{{Volume: "pvc-default", Jobs: []JobSelection{}, Verdict: CoverageUnprotected, Reasons: []string{"no backup job selects it"}}}
+		if diff := cmp.Diff(want, DecideCoverage(facts).Rows); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("detached volumes are backed up when the Setting allows it", func(t *testing.T) {

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -173,5 +177,46 @@ func loadWithStatus(ctx context.Context, t *testing.T, kube client.Client, dir s
 				t.Fatalf("writing the status of %s %s: %v", object.GetKind(), object.GetName(), err)
 			}
 		}
+	}
+}
+
+// TestCoverageEventsAndMetricsFromTheLeader creates a Longhorn PVC that no rule and no RecurringJob
+// covers: the leader's coverage report (every second in this suite) records a Warning Event on it that
+// `kubectl describe pvc` shows, and exports the verdict counts.
+func TestCoverageEventsAndMetricsFromTheLeader(t *testing.T) {
+	ctx := context.Background()
+	// The first report records no Event (it has nothing to compare with): the PVC must come after it.
+	eventually(t, "a first coverage report", func() (bool, string) {
+		value := metricValue(t, "backupguard_coverage_last_report_timestamp_seconds")
+		return value != "0", value
+	})
+	namespace := newNamespace(t, nil)
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "uncovered"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			StorageClassName: new("longhorn"),
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: mustQuantity("1Gi")}},
+		},
+	}
+	if err := kube.Create(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "an Event on the PVC saying it is unprotected", func() (bool, string) {
+		events := &eventsv1.EventList{}
+		if err := kube.List(ctx, events, client.InNamespace(namespace)); err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, event := range events.Items {
+			if event.Regarding.Kind == "PersistentVolumeClaim" && event.Regarding.Name == pvc.Name && event.Regarding.UID == pvc.UID {
+				seen = append(seen, event.Type+" "+event.Reason+": "+event.Note)
+			}
+		}
+		want := "Warning BackupUnprotected: unprotected: no backup job selects it"
+		return len(seen) == 1 && seen[0] == want, fmt.Sprintf("%q, want [%q]", seen, want)
+	})
+	if value := metricValue(t, `backupguard_coverage_volumes{verdict="unprotected"}`); value == "0" {
+		t.Errorf("backupguard_coverage_volumes{verdict=\"unprotected\"}: got %s, want at least 1", value)
 	}
 }
