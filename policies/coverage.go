@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -97,10 +98,19 @@ type CoverageRow struct {
 	// NextBackupInWindow says whether that run falls inside the S3 window; nil without a window.
 	NextBackupInWindow *bool     `json:"nextBackupInWindow,omitempty"`
 	LastBackup         time.Time `json:"lastBackup,omitzero"`
-	// Age is how old LastBackup is at the report's instant.
-	Age     time.Duration   `json:"age,omitempty"`
+	// Age is how old LastBackup is at the report's instant; JSON carries it as ageSeconds.
+	Age     time.Duration   `json:"-"`
 	Verdict CoverageVerdict `json:"verdict"`
 	Reasons []string        `json:"reasons"`
+}
+
+// MarshalJSON writes the row with its age in seconds, which scripts read more easily than a Go duration.
+func (r CoverageRow) MarshalJSON() ([]byte, error) {
+	type plain CoverageRow
+	return json.Marshal(struct {
+		plain
+		AgeSeconds int64 `json:"ageSeconds,omitempty"`
+	}{plain(r), int64(r.Age.Seconds())})
 }
 
 // CoverageReport is the whole report.
