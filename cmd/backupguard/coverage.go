@@ -196,7 +196,7 @@ func clusterCoverage(opts coverageOptions, config *policies.Config, now time.Tim
 	ctx, cancel := context.WithTimeout(context.Background(), opts.timeout)
 	defer cancel()
 	if err := lookup.AddIndexes(ctx, informers); err != nil {
-		return lookup.CoverageInput{}, err
+		return lookup.CoverageInput{}, fmt.Errorf("reading the cluster: %w", err)
 	}
 	started := make(chan error, 1)
 	go func() { started <- informers.Start(ctx) }()

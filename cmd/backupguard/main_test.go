@@ -519,6 +519,17 @@ func TestRunCommands(t *testing.T) {
 			wantCode:   1,
 			wantStderr: "backupguard window status: no cluster to talk to: no kubeconfig in /nonexistent/.kube/config and not in a pod; set --kubeconfig or $KUBECONFIG\n",
 		},
+		"coverage without a cluster or PATH names the kubeconfig it looked for": {
+			args:       []string{"coverage"},
+			env:        []string{"HOME=/nonexistent", "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="},
+			wantCode:   1,
+			wantStderr: "backupguard coverage: no cluster to talk to: no kubeconfig in /nonexistent/.kube/config and not in a pod; set --kubeconfig or $KUBECONFIG\n",
+		},
+		"coverage names an unknown --context": {
+			args:       []string{"coverage", "--kubeconfig", "testdata/kubeconfig.yaml", "--context", "prod"},
+			wantCode:   1,
+			wantStderr: "backupguard coverage: --kubeconfig testdata/kubeconfig.yaml: context \"prod\" does not exist\n",
+		},
 		"an unknown --context is named": {
 			args:       []string{"window", "status", "--kubeconfig", "testdata/kubeconfig.yaml", "--context", "prod"},
 			wantCode:   1,
