@@ -228,6 +228,18 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		if facts.MaxAge > 0 {
 			staleAfter = facts.MaxAge
 		}
+		// Why Longhorn skips the volume, if it does (app/recurringjob/util.go filterVolumesForJob): the
+		// verdict when nothing is worse, and the cause given with a failing or stale one.
+		var skipped string
+		switch {
+		case len(backupJobs) == 0:
+		case volume.Faulted:
+			skipped = "faulted: Longhorn runs no recurring job for a faulted volume"
+		case volume.Restoring:
+			skipped = "restoring from a backup: Longhorn runs no recurring job for it until the restore ends"
+		case volume.Detached && !facts.AllowDetached:
+			skipped = "detached, and the Longhorn setting " + longhorn.SettingAllowRecurringJobWhileVolumeDetached + " is false"
+		}
 		switch {
 		case volume.NewestBackupState == "Error":
 			row.Verdict = CoverageFailing
@@ -238,15 +250,8 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		case len(backupJobs) > 0 && staleAfter > 0 && volume.LastBackup.IsZero() && !volume.Created.IsZero() && facts.Now.Sub(volume.Created) > staleAfter:
 			row.Verdict = CoverageStale
 			row.Reasons = append(row.Reasons, fmt.Sprintf("no backup yet, %s after the volume was created", roundDuration(facts.Now.Sub(volume.Created))))
-		case len(backupJobs) > 0 && volume.Faulted:
+		case skipped != "":
 			row.Verdict = CoverageSkipped
-			row.Reasons = append(row.Reasons, "faulted: Longhorn runs no recurring job for a faulted volume")
-		case len(backupJobs) > 0 && volume.Restoring:
-			row.Verdict = CoverageSkipped
-			row.Reasons = append(row.Reasons, "restoring from a backup: Longhorn runs no recurring job for it until the restore ends")
-		case len(backupJobs) > 0 && volume.Detached && !facts.AllowDetached:
-			row.Verdict = CoverageSkipped
-			row.Reasons = append(row.Reasons, "detached, and the Longhorn setting "+longhorn.SettingAllowRecurringJobWhileVolumeDetached+" is false")
 		case len(dangling) > 0:
 			row.Verdict = CoverageDangling
 		case len(backupJobs) == 0:
@@ -254,6 +259,9 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 			row.Reasons = append(row.Reasons, "no backup job selects it")
 		default:
 			row.Verdict = CoverageProtected
+		}
+		if skipped != "" {
+			row.Reasons = append(row.Reasons, skipped)
 		}
 		if row.NextBackupInWindow != nil && !*row.NextBackupInWindow {
 			row.Reasons = append(row.Reasons, "the next backup runs outside the S3 window, when the backup target is unreachable")

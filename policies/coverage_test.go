@@ -38,6 +38,7 @@ func TestDecideCoverage(t *testing.T) {
 			{Volume: "pvc-faulted", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Faulted: true},
 			{Volume: "pvc-restoring", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Restoring: true},
 			{Volume: "pvc-default-no-jobs", Labels: map[string]string{"recurring-job-group.longhorn.io/default": "enabled"}},
+			{Volume: "pvc-faulted-old", Labels: map[string]string{"recurring-job.longhorn.io/daily": "enabled"}, Faulted: true, LastBackup: now.Add(-3 * day)},
 			{Volume: "pvc-orphan", Labels: map[string]string{"recurring-job-group.longhorn.io/nobody-here": "enabled"}},
 		},
 	}
@@ -49,6 +50,8 @@ func TestDecideCoverage(t *testing.T) {
 				NextBackup: time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC), NextBackupInWindow: &inside, Verdict: CoverageProtected, Reasons: []string{}},
 			{Volume: "pvc-faulted", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
 				Verdict: CoverageSkipped, Reasons: []string{"faulted: Longhorn runs no recurring job for a faulted volume"}},
+			{Volume: "pvc-faulted-old", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside, LastBackup: now.Add(-3 * day), Age: 3 * day,
+				Verdict: CoverageStale, Reasons: []string{"the last backup is 72h0m0s old, more than 48h0m0s", "faulted: Longhorn runs no recurring job for a faulted volume"}},
 			{Volume: "pvc-orphan", Jobs: []JobSelection{}, Verdict: CoverageDangling,
 				Reasons: []string{"recurring-job-group.longhorn.io/nobody-here: no RecurringJob is in group nobody-here"}},
 			{Volume: "pvc-restoring", Jobs: []JobSelection{dailySelection}, NextBackup: tomorrowAt2, NextBackupInWindow: &inside,
