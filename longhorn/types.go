@@ -120,7 +120,7 @@ type SettingList struct {
 func AddToScheme(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion, &RecurringJob{}, &RecurringJobList{}, &Setting{}, &SettingList{}, &Volume{}, &VolumeList{},
 		&Backup{}, &BackupList{}, &BackupTarget{}, &BackupTargetList{}, &SystemBackup{}, &SystemBackupList{},
-		&BackupBackingImage{}, &BackupBackingImageList{})
+		&BackupBackingImage{}, &BackupBackingImageList{}, &BackupVolume{}, &BackupVolumeList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }
@@ -171,7 +171,9 @@ type VolumeSpec struct {
 
 // VolumeStatus holds where the volume is attached and which PVC uses it.
 type VolumeStatus struct {
-	State            string           `json:"state,omitempty"`
+	State string `json:"state,omitempty"`
+	// Robustness is healthy, degraded, faulted or unknown.
+	Robustness       string           `json:"robustness,omitempty"`
 	CurrentNodeID    string           `json:"currentNodeID,omitempty"`
 	KubernetesStatus KubernetesStatus `json:"kubernetesStatus,omitempty"`
 	// RestoreRequired is true while the volume restores from a backup (a DR volume: while it is standby).
@@ -241,6 +243,66 @@ type Backup struct {
 // BackupStatus holds a backup's progress: "", Pending, InProgress, Completed, Error, Unknown or Deleting.
 type BackupStatus struct {
 	State string `json:"state,omitempty"`
+	// VolumeName is the backed-up volume, set once the backup is read back from the store
+	// (longhorn-manager controller/backup_controller.go); until then the label backup-volume names it.
+	VolumeName string `json:"volumeName,omitempty"`
+	// BackupCreatedAt is when the upload finished (RFC 3339), set when the backup is Completed.
+	BackupCreatedAt string `json:"backupCreatedAt,omitempty"`
+	// Error says why the backup failed.
+	Error string `json:"error,omitempty"`
+}
+
+// BackupVolumeLabel on a Backup names its volume from the backup's creation on (longhorn-manager
+// types.LonghornLabelBackupVolume).
+const BackupVolumeLabel = "backup-volume"
+
+// BackupVolume is longhorn.io/v1beta2 BackupVolume: the backups of one volume in the store.
+type BackupVolume struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              BackupVolumeSpec   `json:"spec,omitempty"`
+	Status            BackupVolumeStatus `json:"status,omitempty"`
+}
+
+// BackupVolumeSpec names the volume (the BackupVolume's own name need not be it since Longhorn v1.8).
+type BackupVolumeSpec struct {
+	VolumeName string `json:"volumeName,omitempty"`
+}
+
+// BackupVolumeStatus holds when the newest backup in the store was made.
+type BackupVolumeStatus struct {
+	// LastBackupAt is an RFC 3339 time, empty when the store holds no backup of the volume.
+	LastBackupAt string `json:"lastBackupAt,omitempty"`
+}
+
+// BackupVolumeList is a list of BackupVolumes.
+type BackupVolumeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupVolume `json:"items"`
+}
+
+// DeepCopyObject implements runtime.Object.
+func (b *BackupVolume) DeepCopyObject() runtime.Object {
+	if b == nil {
+		return nil
+	}
+	out := &BackupVolume{TypeMeta: b.TypeMeta, Spec: b.Spec, Status: b.Status}
+	b.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *BackupVolumeList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := &BackupVolumeList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range l.Items {
+		out.Items = append(out.Items, *l.Items[i].DeepCopyObject().(*BackupVolume))
+	}
+	return out
 }
 
 // BackupList is a list of Backups.

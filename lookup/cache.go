@@ -26,6 +26,7 @@ func CacheOptions(longhornNamespace, ownNamespace string) cache.Options {
 			&longhorn.RecurringJob{}: {Namespaces: inLonghornNamespace},
 			&longhorn.Volume{}:       {Namespaces: inLonghornNamespace},
 			&longhorn.Backup{}:       {Namespaces: inLonghornNamespace},
+			&longhorn.BackupVolume{}: {Namespaces: inLonghornNamespace},
 			&longhorn.BackupTarget{}: {Namespaces: inLonghornNamespace},
 			// The window keeps the store open while any of these works with it.
 			&longhorn.SystemBackup{}:       {Namespaces: inLonghornNamespace},

@@ -41,6 +41,11 @@ type inventory struct {
 	nodes       map[string]*corev1.Node
 	// pollingBackupTargets are the BackupTargets in the input that still poll the store.
 	pollingBackupTargets map[string]string
+	// The Longhorn objects the coverage report lists, in input order; Settings by "namespace/name".
+	recurringJobs []*longhorn.RecurringJob
+	backups       []*longhorn.Backup
+	backupVolumes []*longhorn.BackupVolume
+	settings      map[string]*longhorn.Setting
 }
 
 var _ lookup.Reader = inventory{}
@@ -50,7 +55,7 @@ func takeInventory(documents []Document) inventory {
 		namespaces: map[string]*corev1.Namespace{}, storageClasses: map[string]*storagev1.StorageClass{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, podsByClaim: map[string][]policies.MountingPod{}, pvs: map[string]*corev1.PersistentVolume{},
 		volumes: map[string]*longhorn.Volume{}, nodes: map[string]*corev1.Node{},
-		pollingBackupTargets: map[string]string{},
+		pollingBackupTargets: map[string]string{}, settings: map[string]*longhorn.Setting{},
 	}
 	for _, document := range documents {
 		apiVersion, _ := document.Object["apiVersion"].(string)
@@ -91,6 +96,9 @@ func takeInventory(documents []Document) inventory {
 			}
 			found.knownJobs.Insert(job.Name) // the label key is metadata.name, not spec.name
 			found.knownGroups.Insert(job.Spec.Groups...)
+			found.recurringJobs = append(found.recurringJobs, job)
+		default:
+			found.addBackupState(document, groupKind)
 		}
 	}
 	return found

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -48,8 +49,12 @@ type CoverageVolume struct {
 	// Labels are the recurring labels Longhorn selects the volume by: the Volume's, or for a PVC whose
 	// Volume is not known, the ones its source PVC will give it.
 	Labels map[string]string
-	// Detached is true when the volume is known to be detached.
+	// Detached is true when the volume is known not to be attached (detached, or on its way): Longhorn
+	// runs volume jobs only for attached volumes unless the Setting allows detached ones.
 	Detached bool
+	// Faulted and Restoring volumes are skipped by every job whatever the Setting (longhorn-manager
+	// app/recurringjob/util.go filterVolumesForJob: robustness faulted, status.restoreRequired).
+	Faulted, Restoring bool
 	// Created is when the volume (or its PVC) was created; zero when not known.
 	Created time.Time
 	// LastBackup is when the newest completed backup of the volume was made; zero when none is known.
@@ -89,14 +94,23 @@ type CoverageRow struct {
 	Volume    string         `json:"volume,omitempty"`
 	Jobs      []JobSelection `json:"jobs"`
 	// NextBackup is the next run of a backup job that selects the volume, in UTC; zero when none.
-	NextBackup time.Time `json:"nextBackup,omitempty"`
+	NextBackup time.Time `json:"nextBackup,omitzero"`
 	// NextBackupInWindow says whether that run falls inside the S3 window; nil without a window.
 	NextBackupInWindow *bool     `json:"nextBackupInWindow,omitempty"`
-	LastBackup         time.Time `json:"lastBackup,omitempty"`
-	// Age is how old LastBackup is at the report's instant.
-	Age     time.Duration   `json:"age,omitempty"`
+	LastBackup         time.Time `json:"lastBackup,omitzero"`
+	// Age is how old LastBackup is at the report's instant; JSON carries it as ageSeconds.
+	Age     time.Duration   `json:"-"`
 	Verdict CoverageVerdict `json:"verdict"`
 	Reasons []string        `json:"reasons"`
+}
+
+// MarshalJSON writes the row with its age in seconds, which scripts read more easily than a Go duration.
+func (r CoverageRow) MarshalJSON() ([]byte, error) {
+	type plain CoverageRow
+	return json.Marshal(struct {
+		plain
+		AgeSeconds int64 `json:"ageSeconds,omitempty"`
+	}{plain(r), int64(r.Age.Seconds())})
 }
 
 // CoverageReport is the whole report.
@@ -155,7 +169,9 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 				continue
 			}
 			if isGroup {
-				if len(groups[name]) == 0 {
+				// Longhorn puts a volume without recurring labels in group default itself: no job in it
+				// leaves the volume unprotected, but the label is no mistake.
+				if len(groups[name]) == 0 && name != longhorn.DefaultGroup {
 					dangling = append(dangling, fmt.Sprintf("%s: no RecurringJob is in group %s", key, name))
 				}
 				for _, job := range groups[name] {
@@ -212,6 +228,18 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		if facts.MaxAge > 0 {
 			staleAfter = facts.MaxAge
 		}
+		// Why Longhorn skips the volume, if it does (app/recurringjob/util.go filterVolumesForJob): the
+		// verdict when nothing is worse, and the cause given with a failing or stale one.
+		var skipped string
+		switch {
+		case len(backupJobs) == 0:
+		case volume.Faulted:
+			skipped = "faulted: Longhorn runs no recurring job for a faulted volume"
+		case volume.Restoring:
+			skipped = "restoring from a backup: Longhorn runs no recurring job for it until the restore ends"
+		case volume.Detached && !facts.AllowDetached:
+			skipped = "detached, and the Longhorn setting " + longhorn.SettingAllowRecurringJobWhileVolumeDetached + " is false"
+		}
 		switch {
 		case volume.NewestBackupState == "Error":
 			row.Verdict = CoverageFailing
@@ -222,9 +250,8 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 		case len(backupJobs) > 0 && staleAfter > 0 && volume.LastBackup.IsZero() && !volume.Created.IsZero() && facts.Now.Sub(volume.Created) > staleAfter:
 			row.Verdict = CoverageStale
 			row.Reasons = append(row.Reasons, fmt.Sprintf("no backup yet, %s after the volume was created", roundDuration(facts.Now.Sub(volume.Created))))
-		case len(backupJobs) > 0 && volume.Detached && !facts.AllowDetached:
+		case skipped != "":
 			row.Verdict = CoverageSkipped
-			row.Reasons = append(row.Reasons, "detached, and the Longhorn setting "+longhorn.SettingAllowRecurringJobWhileVolumeDetached+" is false")
 		case len(dangling) > 0:
 			row.Verdict = CoverageDangling
 		case len(backupJobs) == 0:
@@ -232,6 +259,12 @@ func DecideCoverage(facts CoverageFacts) CoverageReport {
 			row.Reasons = append(row.Reasons, "no backup job selects it")
 		default:
 			row.Verdict = CoverageProtected
+		}
+		if skipped != "" {
+			row.Reasons = append(row.Reasons, skipped)
+		}
+		if row.NextBackupInWindow != nil && !*row.NextBackupInWindow {
+			row.Reasons = append(row.Reasons, "the next backup runs outside the S3 window, when the backup target is unreachable")
 		}
 		row.Reasons = append(row.Reasons, dangling...)
 		report.Rows = append(report.Rows, row)
@@ -274,4 +307,39 @@ func roundDuration(d time.Duration) string {
 		return d.Round(time.Hour).String()
 	}
 	return d.Round(time.Minute).String()
+}
+
+// AuditedJob is a RecurringJob that exists and breaks a rule: what the webhook would deny today.
+type AuditedJob struct {
+	Job        string   `json:"job"`
+	Violations []string `json:"violations"`
+}
+
+// RecurringJobAudit is the audit of the RecurringJobs that exist.
+type RecurringJobAudit struct {
+	Jobs []AuditedJob `json:"jobs"`
+	// ByField counts the violations by the field they are about.
+	ByField map[string]int `json:"byField"`
+}
+
+// AuditRecurringJobs applies ValidateRecurringJob to RecurringJobs that already exist, which may
+// predate the webhook or have come in while it was down; env.Namespace is taken from each job.
+func AuditRecurringJobs(jobs []*longhorn.RecurringJob, env RecurringJobEnvironment) RecurringJobAudit {
+	audit := RecurringJobAudit{Jobs: []AuditedJob{}, ByField: map[string]int{}}
+	for _, job := range jobs {
+		env := env
+		env.Namespace = job.Namespace
+		errs, _ := ValidateRecurringJob(job, env)
+		if len(errs) == 0 {
+			continue
+		}
+		audited := AuditedJob{Job: job.Name, Violations: []string{}}
+		for _, err := range errs {
+			audited.Violations = append(audited.Violations, err.Error())
+			audit.ByField[err.Field]++
+		}
+		audit.Jobs = append(audit.Jobs, audited)
+	}
+	slices.SortFunc(audit.Jobs, func(a, b AuditedJob) int { return strings.Compare(a.Job, b.Job) })
+	return audit
 }

@@ -93,6 +93,7 @@ scheduler for the S3 window, and the same checks offline for CI.
   backupguard serve --config FILE --cert-dir DIR [flags]                     run the admission webhook
   backupguard validate [--config FILE] [-o text|json|github|junit] PATH...   check manifests offline
   backupguard window open|close|status [-o text|json|yaml] [flags]           the S3 window
+  backupguard coverage [-o text|json|markdown] [flags] [PATH...]             which volumes are backed up
   backupguard completion bash|zsh|fish                                       shell completion
   backupguard version`,
 		Version:       buildVersion(),
@@ -104,7 +105,7 @@ scheduler for the S3 window, and the same checks offline for CI.
 	root.InitDefaultHelpFlag()
 	root.InitDefaultVersionFlag()
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
-	root.AddCommand(newServeCommand(), newValidateCommand(), newWindowCommand(), newVersionCommand(), newProbeCommand())
+	root.AddCommand(newServeCommand(), newValidateCommand(), newWindowCommand(), newCoverageCommand(), newVersionCommand(), newProbeCommand())
 	return root
 }
 

@@ -417,7 +417,7 @@ func usageOf(t *testing.T, command string) string {
 }
 
 func TestHelpGoesToStdout(t *testing.T) {
-	for _, command := range []string{"", "validate", "serve", "window", "window status", "window open", "window close", "window release", "window resume", "window verify", "version"} {
+	for _, command := range []string{"", "validate", "serve", "window", "window status", "window open", "window close", "window release", "window resume", "window verify", "coverage", "version"} {
 		golden := "root"
 		if command != "" {
 			golden = strings.ReplaceAll(command, " ", "-")
@@ -518,6 +518,17 @@ func TestRunCommands(t *testing.T) {
 			env:        []string{"HOME=/nonexistent", "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="},
 			wantCode:   1,
 			wantStderr: "backupguard window status: no cluster to talk to: no kubeconfig in /nonexistent/.kube/config and not in a pod; set --kubeconfig or $KUBECONFIG\n",
+		},
+		"coverage without a cluster or PATH names the kubeconfig it looked for": {
+			args:       []string{"coverage"},
+			env:        []string{"HOME=/nonexistent", "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="},
+			wantCode:   1,
+			wantStderr: "backupguard coverage: no cluster to talk to: no kubeconfig in /nonexistent/.kube/config and not in a pod; set --kubeconfig or $KUBECONFIG\n",
+		},
+		"coverage names an unknown --context": {
+			args:       []string{"coverage", "--kubeconfig", "testdata/kubeconfig.yaml", "--context", "prod"},
+			wantCode:   1,
+			wantStderr: "backupguard coverage: --kubeconfig testdata/kubeconfig.yaml: context \"prod\" does not exist\n",
 		},
 		"an unknown --context is named": {
 			args:       []string{"window", "status", "--kubeconfig", "testdata/kubeconfig.yaml", "--context", "prod"},

@@ -52,6 +52,7 @@ type serveOptions struct {
 	syncWritesPerSec   float64
 	namespace          string
 	windowResync       time.Duration
+	coverageInterval   time.Duration
 	pprofAddress       string
 }
 
@@ -88,6 +89,7 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	flags.StringVarP(&opts.namespace, "namespace", "n", defaultNamespace(), "backupguard's own namespace, where the window's ConfigMap lives; $POD_NAMESPACE sets the default")
 	flags.StringVar(&opts.pprofAddress, "pprof-bind-address", "", "address of Go's pprof endpoints, for profiling; empty disables them (they reveal internals: keep them on loopback)")
 	flags.DurationVar(&opts.windowResync, "window-resync", 30*time.Second, "the longest the window controller goes without re-checking the cluster")
+	flags.DurationVar(&opts.coverageInterval, "coverage-interval", 5*time.Minute, "how often the leader computes the coverage report for its metrics and PVC Events; 0 turns it off")
 	_ = command.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = command.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions([]string{"on", "dry-run", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	return command
@@ -232,6 +234,19 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		}
 		if err := sync.SetupWithManager(mgr, configChanged); err != nil {
 			return fmt.Errorf("setting up the label sync: %w", err)
+		}
+	}
+
+	if opts.coverageInterval > 0 {
+		if err := mgr.Add(&controllers.CoverageReporter{
+			Reader:   lookup.Cache{Client: mgr.GetCache()},
+			Config:   configFile.Config,
+			Clock:    clock.RealClock{},
+			Interval: opts.coverageInterval,
+			Recorder: mgr.GetEventRecorder("backupguard"),
+			Log:      log.WithName("coverage"),
+		}); err != nil {
+			return err
 		}
 	}
 

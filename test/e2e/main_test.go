@@ -96,7 +96,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	testCluster.ServeArgs = []string{"--leader-elect", "--leader-election-namespace", "backupguard-system"}
+	testCluster.ServeArgs = []string{"--leader-elect", "--leader-election-namespace", "backupguard-system", "--coverage-interval", "1s"}
 	configPath = filepath.Join(testCluster.Dir, "config.yaml")
 	if err := os.WriteFile(configPath, []byte(baseConfig), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
