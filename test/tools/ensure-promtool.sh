@@ -6,4 +6,4 @@ set -euo pipefail
 
 tools=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$tools/cached-build.sh"
-cached_go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "Prometheus' promtool" "about 30 minutes on 2 busy cores (it pulls in every service discovery SDK)"
+cached_go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "Prometheus' promtool" "up to 40 minutes on 2 busy cores (it compiles every service-discovery SDK)"
