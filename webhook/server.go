@@ -29,10 +29,11 @@ func NewServer(options ServerOptions) ctrlwebhook.Server {
 	})
 }
 
-// Admission wraps a handler as an admission endpoint. serve and the benchmarks' no-op server register
-// every endpoint through it.
+// Admission wraps a handler as an admission endpoint that counts its decisions
+// (backupguard_admission_decisions_total). serve and the benchmarks' no-op server register every
+// endpoint through it.
 func Admission(handler admission.Handler) *admission.Webhook {
-	return &admission.Webhook{Handler: handler, LogConstructor: requestLogger}
+	return &admission.Webhook{Handler: countDecisions(handler), LogConstructor: requestLogger}
 }
 
 // requestLogger names the request in every log line of its handling, as controller-runtime's default

@@ -204,6 +204,43 @@ func secretSerial(kube client.Client, key client.ObjectKey) (string, error) {
 	return certificate.SerialNumber.String(), nil
 }
 
+// serveBehindWebhookService starts serve inside the test network (c.ServeNetNS and c.ServeHost set),
+// writes what the endpoints controller would for the Service backupguard-webhook (loopback is not
+// allowed as an endpoint), and waits until the API server reaches serve through the webhook
+// configuration and trusts its certificate: timeZoneDenial's RecurringJob is denied, word for word.
+func serveBehindWebhookService(ctx context.Context, t *testing.T, c *cluster.Cluster, admin client.Client, network *testNetwork, configPath string) *cluster.Backupguard {
+	t.Helper()
+	guard, err := c.StartBackupguard(ctx, binary, configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "backupguard-webhook-e2e", Namespace: "backupguard-system", Labels: map[string]string{discoveryv1.LabelServiceName: "backupguard-webhook"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](9443), Protocol: ptr.To(corev1.ProtocolTCP)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{network.guestAddress}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+	if err := admin.Create(ctx, slice); err != nil {
+		guard.Stop()
+		t.Fatal(err)
+	}
+	denied, want := timeZoneDenial()
+	eventually(t, "the API server to reach backupguard through the Service", func() (bool, string) {
+		result := c.RunKubectl(denied, "apply", "--dry-run=server", "-f", "-")
+		return cmp.Equal(want, result), cmp.Diff(want, result)
+	})
+	return guard
+}
+
+// timeZoneDenial is a RecurringJob that the webhook denies, and what `kubectl apply` prints for it on a
+// cluster without Longhorn Settings: the proof that the API server reached backupguard.
+func timeZoneDenial() (string, cluster.KubectlResult) {
+	return recurringJobYAML("longhorn-system", "local-time", "  task: backup\n  cron: \"CRON_TZ=Europe/Berlin 0 3 * * *\"\n  retain: 7\n"),
+		cluster.KubectlResult{ExitCode: 1, Stderr: detachedWarning + `The RecurringJob "local-time" is invalid: spec.cron: Invalid value: "CRON_TZ=Europe/Berlin 0 3 * * *": ` +
+			`time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: ` +
+			`"0 2 * * *" while Europe/Berlin is on CET (UTC+01:00), "0 1 * * *" while Europe/Berlin is on CEST (UTC+02:00)` + "\n"}
+}
+
 var certificateResource = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
 
 // TestInstallWithCertManager installs the shipped manifests with real cert-manager on a control plane
@@ -281,31 +318,9 @@ func TestInstallWithCertManager(t *testing.T) {
 	if err := os.WriteFile(configPath, []byte(baseConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	guard, err := c.StartBackupguard(ctx, binary, configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer guard.Stop()
-	// What the endpoints controller would write for the Service; loopback is not allowed here.
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "backupguard-webhook-e2e", Namespace: "backupguard-system", Labels: map[string]string{discoveryv1.LabelServiceName: "backupguard-webhook"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](9443), Protocol: ptr.To(corev1.ProtocolTCP)}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{network.guestAddress}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-	}
-	if err := admin.Create(ctx, slice); err != nil {
-		t.Fatal(err)
-	}
-
 	// Admission through the Service, over the issued certificate.
-	denied := recurringJobYAML("longhorn-system", "local-time", "  task: backup\n  cron: \"CRON_TZ=Europe/Berlin 0 3 * * *\"\n  retain: 7\n")
-	want := cluster.KubectlResult{ExitCode: 1, Stderr: detachedWarning + `The RecurringJob "local-time" is invalid: spec.cron: Invalid value: "CRON_TZ=Europe/Berlin 0 3 * * *": ` +
-		`time zones are not supported: Longhorn runs every schedule in UTC; drop the prefix and write the time in UTC: ` +
-		`"0 2 * * *" while Europe/Berlin is on CET (UTC+01:00), "0 1 * * *" while Europe/Berlin is on CEST (UTC+02:00)` + "\n"}
-	eventually(t, "the API server to reach backupguard through the Service", func() (bool, string) {
-		result := c.RunKubectl(denied, "apply", "--dry-run=server", "-f", "-")
-		return cmp.Equal(want, result), cmp.Diff(want, result)
-	})
+	guard := serveBehindWebhookService(ctx, t, c, admin, network, configPath)
+	defer guard.Stop()
 
 	// A steady stream of admission requests while cert-manager renews the certificate.
 	jobs := dynamicClient.Resource(recurringJobResource).Namespace("longhorn-system")
