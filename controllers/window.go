@@ -61,6 +61,10 @@ var (
 	backupTargetAvailable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backupguard_backup_target_available", Help: "1 when Longhorn reports the BackupTarget available.",
 	}, []string{"name"})
+	backupTargetLastSynced = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backupguard_backup_target_last_synced_timestamp_seconds",
+		Help: "When Longhorn last synced the BackupTarget with the store (status.lastSyncedAt, Unix time; 0 before the first sync): time() minus it is the seconds since.",
+	}, []string{"name"})
 	windowLastOpened = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "backupguard_window_last_opened_timestamp_seconds", Help: "When the window last opened (Unix time), as recorded in its ConfigMap; 0 before the first opening.",
 	})
@@ -70,7 +74,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(windowOpen, windowNextTransition, windowTransitions, backupTargetAvailable, windowLastOpened, windowOpeningOverdue)
+	metrics.Registry.MustRegister(windowOpen, windowNextTransition, windowTransitions, backupTargetAvailable, backupTargetLastSynced, windowLastOpened, windowOpeningOverdue)
 }
 
 // WindowController keeps Longhorn's object-store egress fenced outside the S3 window: it applies the
@@ -419,6 +423,11 @@ func (w *WindowController) reportAvailability(ctx context.Context, namespace str
 	}
 	for _, target := range window.SyncTargets(list.Items) {
 		available := target.Status.Available
+		if synced := target.Status.LastSyncedAt; synced.IsZero() {
+			backupTargetLastSynced.WithLabelValues(target.Name).Set(0)
+		} else {
+			backupTargetLastSynced.WithLabelValues(target.Name).Set(float64(synced.Unix()))
+		}
 		if available {
 			backupTargetAvailable.WithLabelValues(target.Name).Set(1)
 		} else {

@@ -203,6 +203,9 @@ func TestWindowControllerRetriesSyncUntilReported(t *testing.T) {
 	if wait := f.reconcile(); wait != time.Hour {
 		t.Errorf("wait = %s, want the resync once synced", wait)
 	}
+	if got, want := testutil.ToFloat64(backupTargetLastSynced.WithLabelValues("default")), float64(opening.Add(31*time.Second).Unix()); got != want {
+		t.Errorf("backupguard_backup_target_last_synced_timestamp_seconds = %v, want %v", got, want)
+	}
 	if got := f.target().Spec.SyncRequestedAt.Time; !got.Equal(opening.Add(30 * time.Second)) {
 		t.Errorf("syncRequestedAt = %s, want no new request once synced", got)
 	}
