@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,13 +22,7 @@ type rawAnswer struct {
 // postRaw sends body to serve over TLS, as the API server would, and returns the answer unparsed.
 func postRaw(t *testing.T, path string, body []byte) rawAnswer {
 	t.Helper()
-	options := testCluster.Env.WebhookInstallOptions
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(options.LocalServingCAData) {
-		t.Fatal("no CA from envtest")
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	url := fmt.Sprintf("https://%s:%d%s", options.LocalServingHost, options.LocalServingPort, path)
+	client, url := webhookClient(t, path)
 	response, err := client.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

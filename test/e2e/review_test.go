@@ -22,13 +22,7 @@ import (
 // configuration carries, and decodes the AdmissionReview it answers.
 func postReview(t *testing.T, path, body string) (int, *admissionv1.AdmissionResponse) {
 	t.Helper()
-	options := testCluster.Env.WebhookInstallOptions
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(options.LocalServingCAData) {
-		t.Fatal("no CA from envtest")
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	url := fmt.Sprintf("https://%s:%d%s", options.LocalServingHost, options.LocalServingPort, path)
+	client, url := webhookClient(t, path)
 	response, err := client.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +34,18 @@ func postReview(t *testing.T, path, body string) (int, *admissionv1.AdmissionRes
 		t.Fatalf("answer %q is not an AdmissionReview: %v", data, err)
 	}
 	return response.StatusCode, review.Response
+}
+
+// webhookClient is an HTTPS client that trusts serve's test certificate, and the URL of path on serve.
+func webhookClient(t *testing.T, path string) (*http.Client, string) {
+	t.Helper()
+	options := testCluster.Env.WebhookInstallOptions
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(options.LocalServingCAData) {
+		t.Fatal("no CA from envtest")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return client, fmt.Sprintf("https://%s:%d%s", options.LocalServingHost, options.LocalServingPort, path)
 }
 
 func reviewOf(kind metav1.GroupVersionKind, namespace, object string) string {
