@@ -45,6 +45,7 @@ type serveOptions struct {
 	metricsAddress     string
 	probeAddress       string
 	enableHTTP2        bool
+	webhookLimits      webhook.Limits
 	leaderElect        bool
 	leaderElectionNS   string
 	logLevel           string
@@ -78,6 +79,11 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	opts.cluster.addFlags(flags)
 	flags.StringVar(&opts.webhookHost, "webhook-host", "", "address the webhook server listens on (default: all)")
 	flags.IntVar(&opts.webhookPort, "webhook-port", 9443, "HTTPS port of the webhook server")
+	defaults := webhook.DefaultLimits()
+	flags.DurationVar(&opts.webhookLimits.ReadHeaderTimeout, "webhook-read-header-timeout", defaults.ReadHeaderTimeout, "how long a client of the webhook server has to complete the TLS handshake and send a request's headers")
+	flags.DurationVar(&opts.webhookLimits.ReadTimeout, "webhook-read-timeout", defaults.ReadTimeout, "how long a client of the webhook server has to send a whole request, headers and body")
+	flags.DurationVar(&opts.webhookLimits.IdleTimeout, "webhook-idle-timeout", defaults.IdleTimeout, "how long the webhook server keeps an idle kept-alive connection open")
+	flags.IntVar(&opts.webhookLimits.MaxHeaderBytes, "webhook-max-header-bytes", defaults.MaxHeaderBytes, "the largest request line and headers the webhook server reads (larger: 431); bodies are limited to 7 MiB")
 	flags.StringVar(&opts.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
 	flags.StringVar(&opts.probeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flags.BoolVar(&opts.enableHTTP2, "enable-http2", false, "serve webhooks over HTTP/2 too (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
@@ -105,6 +111,9 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 	case controllers.SyncOn, controllers.SyncDryRun, controllers.SyncOff:
 	default:
 		return usageError("--sync %q: must be on, dry-run or off", opts.sync)
+	}
+	if err := validateWebhookLimits(opts.webhookLimits); err != nil {
+		return err
 	}
 	if opts.syncWritesPerSec <= 0 {
 		return usageError("--sync-writes-per-second must be above 0")
@@ -158,6 +167,8 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			CertDir:     opts.certDir,
 			EnableHTTP2: opts.enableHTTP2,
 			Certificate: certificate,
+			Limits:      opts.webhookLimits,
+			Log:         log.WithName("webhook"),
 		}),
 		Cache:          lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
 		MapperProvider: lookup.NewRESTMapper,
@@ -264,6 +275,26 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	log.Info("starting backupguard", "version", buildVersion(), "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
 	return mgr.Start(ctx)
+}
+
+// validateWebhookLimits refuses limits the HTTP server would quietly replace: Go takes a zero
+// timeout as none, and a header timeout longer than the read timeout as the read timeout.
+func validateWebhookLimits(limits webhook.Limits) error {
+	for _, limit := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--webhook-read-header-timeout", limits.ReadHeaderTimeout}, {"--webhook-read-timeout", limits.ReadTimeout}, {"--webhook-idle-timeout", limits.IdleTimeout}} {
+		if limit.value <= 0 {
+			return usageError("%s must be above 0", limit.flag)
+		}
+	}
+	if limits.ReadHeaderTimeout > limits.ReadTimeout {
+		return usageError("--webhook-read-header-timeout (%s) must not be longer than --webhook-read-timeout (%s)", limits.ReadHeaderTimeout, limits.ReadTimeout)
+	}
+	if limits.MaxHeaderBytes < 4096 {
+		return usageError("--webhook-max-header-bytes must be at least 4096")
+	}
+	return nil
 }
 
 // defaultNamespace is the pod's namespace from the downward API, else the one the manifests install to.
