@@ -16,6 +16,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -150,10 +151,34 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err := longhorn.AddToScheme(scheme); err != nil {
 		return err
 	}
+	cacheOptions := lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace)
+	crds, err := longhornCRDs(scheme, cacheOptions)
+	if err != nil {
+		return err
+	}
+	discoveryClient, err := discovery.NewDiscoveryClientForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	gate := newLonghornGate(discoveryClient, crds, log.WithName("longhorn"))
+	webhookStarted, cachesStarted := &lateCheck{}, &lateCheck{}
+	ctx, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
+	if err := serveProbes(ctx, opts.probeAddress, map[string]healthz.Checker{"ping": healthz.Ping}, map[string]healthz.Checker{
+		"certificate":   certificate.Ready,
+		"longhorn-crds": gate.Ready,
+		"webhook":       webhookStarted.check,
+		"caches":        cachesStarted.check,
+	}, log.WithName("probes")); err != nil {
+		return fmt.Errorf("serving the health probes: %w", err)
+	}
+	if err := gate.Wait(ctx); err != nil {
+		return nil // stopped while waiting
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddress},
-		HealthProbeBindAddress:  opts.probeAddress,
+		HealthProbeBindAddress:  "0", // serveProbes serves them
 		PprofBindAddress:        opts.pprofAddress,
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "backupguard.io",
@@ -170,7 +195,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			Limits:      opts.webhookLimits,
 			Log:         log.WithName("webhook"),
 		}),
-		Cache:          lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
+		Cache:          cacheOptions,
 		MapperProvider: lookup.NewRESTMapper,
 	})
 	if err != nil {
@@ -197,7 +222,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		&corev1.Pod{}, &corev1.Node{},
 	} {
 		if _, err := mgr.GetCache().GetInformer(ctx, watched); err != nil {
-			return fmt.Errorf("watching %T (are Longhorn's CRDs installed?): %w", watched, err)
+			return fmt.Errorf("watching %T: %w", watched, err)
 		}
 	}
 
@@ -261,18 +286,8 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		}
 	}
 
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("certificate", certificate.Ready); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("caches", cachesSynced(mgr.GetCache())); err != nil {
-		return err
-	}
+	webhookStarted.set(server.StartedChecker())
+	cachesStarted.set(cachesSynced(mgr.GetCache()))
 	log.Info("starting backupguard", "version", buildVersion(), "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
 	return mgr.Start(ctx)
 }

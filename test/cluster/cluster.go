@@ -103,6 +103,9 @@ type Options struct {
 	NoAudit bool
 	// APIServerArgs set more kube-apiserver flags, e.g. service-cluster-ip-range.
 	APIServerArgs map[string]string
+	// NoLonghornCRDs starts without the test CRDs (ExtraCRDDirs are still installed), as a cluster
+	// where backupguard is installed before Longhorn; InstallLonghornCRDs adds them later.
+	NoLonghornCRDs bool
 }
 
 // CRDFiles lists the test CRDs a cluster gets: the files directly in test/crds, one per Longhorn kind
@@ -145,6 +148,9 @@ func StartWith(options Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if options.NoLonghornCRDs {
+		crds = nil
+	}
 	root := RepoRoot()
 	policyPath, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
 	if err := os.WriteFile(policyPath, []byte(auditPolicy), 0o600); err != nil {
@@ -153,7 +159,7 @@ func StartWith(options Options) (*Cluster, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: tools,
 		CRDDirectoryPaths:     append(crds, options.ExtraCRDDirs...),
-		ErrorIfCRDPathMissing: true,
+		ErrorIfCRDPathMissing: len(crds)+len(options.ExtraCRDDirs) > 0,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "manifests", "webhook")},
 			LocalServingHost: "127.0.0.1",
@@ -163,6 +169,12 @@ func StartWith(options Options) (*Cluster, error) {
 		env.WebhookInstallOptions.Paths = nil
 	}
 	apiServer := env.ControlPlane.GetAPIServer()
+	// A directory of ours keeps the API server's certificates and keys across RestartAPIServer: envtest
+	// makes new ones in a new directory on every start otherwise, which no existing client trusts.
+	apiServer.CertDir = filepath.Join(dir, "kube-apiserver")
+	if err := os.Mkdir(apiServer.CertDir, 0o700); err != nil {
+		return nil, err
+	}
 	if options.APIServerAddress != "" {
 		// envtest picks address and port together unless both are given.
 		listener, err := net.Listen("tcp", net.JoinHostPort(options.APIServerAddress, "0"))
@@ -202,6 +214,33 @@ func StartWith(options Options) (*Cluster, error) {
 		return nil, err
 	}
 	return &Cluster{Env: env, Config: config, Kubeconfig: kubeconfig, Kubectl: filepath.Join(tools, "kubectl"), Dir: dir, AuditLog: auditLog}, nil
+}
+
+// InstallLonghornCRDs installs the test CRDs (CRDFiles, v1.12's RecurringJob) into a cluster started
+// without them, and waits until the API server serves them.
+func (c *Cluster) InstallLonghornCRDs() error {
+	files, err := CRDFiles(false)
+	if err != nil {
+		return err
+	}
+	_, err = envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{Paths: files, ErrorIfPathMissing: true})
+	return err
+}
+
+// RestartAPIServer stops the kube-apiserver (etcd goes on running), keeps it down for down, and starts
+// it again on the same address with the same certificates, as a control-plane upgrade or a crashed
+// API server does. It returns how long the API server was unreachable.
+func (c *Cluster) RestartAPIServer(down time.Duration) (time.Duration, error) {
+	apiServer := c.Env.ControlPlane.GetAPIServer()
+	stopping := time.Now()
+	if err := apiServer.Stop(); err != nil {
+		return 0, fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	time.Sleep(down)
+	if err := apiServer.Start(); err != nil {
+		return 0, fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	return time.Since(stopping), nil
 }
 
 // Stop stops the control plane and removes its files.
@@ -270,6 +309,20 @@ type Backupguard struct {
 // StartBackupguard runs `backupguard serve` on the address the webhook configurations point at, with
 // the given config file and extra flags, and waits until it reports ready.
 func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath string, extraArgs ...string) (*Backupguard, error) {
+	process, err := c.LaunchBackupguard(binary, configPath, extraArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := process.waitReady(ctx); err != nil {
+		process.Stop()
+		return nil, fmt.Errorf("%w\n--- backupguard log ---\n%s", err, process.Log())
+	}
+	return process, nil
+}
+
+// LaunchBackupguard runs `backupguard serve` as StartBackupguard does, without waiting for it to be
+// ready.
+func (c *Cluster) LaunchBackupguard(binary, configPath string, extraArgs ...string) (*Backupguard, error) {
 	webhook := c.Env.WebhookInstallOptions
 	webhookHost, webhookPort := webhook.LocalServingHost, webhook.LocalServingPort
 	var metricsAddress, probeAddress string
@@ -322,11 +375,17 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		logFile.Close()
 		close(process.exited)
 	}()
-	if err := process.waitReady(ctx); err != nil {
-		process.Stop()
-		return nil, fmt.Errorf("%w\n--- backupguard log ---\n%s", err, process.Log())
-	}
 	return process, nil
+}
+
+// Exited tells whether the process has ended.
+func (b *Backupguard) Exited() bool {
+	select {
+	case <-b.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (b *Backupguard) waitReady(ctx context.Context) error {
