@@ -70,8 +70,13 @@ func TestServeRecoversFromAnAPIServerRestart(t *testing.T) {
 	if serve.Exited() {
 		t.Fatal("serve exited")
 	}
-	if lost := logLines(serve, "leader election lost"); len(lost) > 0 {
-		t.Errorf("serve lost leadership over a %s outage: %v", outage.Round(time.Millisecond), lost)
+	// Had it lost the Lease, controller-runtime's manager would have stopped with "leader election lost"
+	// (manager/internal.go) and serve logged "backupguard stopped" and exited.
+	if stopped := logLines(serve, "backupguard stopped"); len(stopped) > 0 {
+		t.Errorf("serve stopped over a %s outage: %v", outage.Round(time.Millisecond), stopped)
+	}
+	if acquired := logLines(serve, "Successfully acquired lease"); len(acquired) != 1 {
+		t.Errorf("serve acquired the Lease %d times, want once: it should have kept it", len(acquired))
 	}
 }
 
