@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -175,6 +176,21 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		review := reviewOf(recurringJobKind, longhornNamespace, `{"apiVersion":"longhorn.io/v1beta2","kind":"RecurringJob","metadata":{"name":"idle"},"spec":{"task":"snapshot","cron":"0 * * * *","retain":3}}`)
 		got := holdRequest(config, serve.webhook, []byte(requestHead(len(review))+review), nil, func() {})
 		checkCutOff(t, "idle connection", got, rawAnswer{Status: http.StatusOK, Body: goodAnswer}, testIdleTimeout)
+	})
+	t.Run("a connection that never starts TLS is closed after the header timeout, and logged", func(t *testing.T) {
+		connection, err := net.Dial("tcp", serve.webhook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer connection.Close()
+		start := time.Now()
+		received, err := io.ReadAll(connection)
+		checkCutOff(t, "silent connection", heldConnection{received: received, err: err, elapsed: time.Since(start)}, rawAnswer{}, testHeaderTimeout)
+		want := fmt.Sprintf("http: TLS handshake error from %s: read tcp %s->%s: i/o timeout", connection.LocalAddr(), connection.RemoteAddr(), connection.LocalAddr())
+		eventually(t, "the failed handshake to be logged", func() (bool, string) {
+			lines := readLogLines(serve.logPath, "webhook server")
+			return len(lines) > 0 && lines[len(lines)-1]["error"] == want, fmt.Sprint(lines)
+		})
 	})
 	t.Run("headers over the size limit are answered 431", func(t *testing.T) {
 		got := holdRequest(config, serve.webhook, []byte(strings.Replace(string(slowHead), "Host:", "X-Padding: "+strings.Repeat("a", 16<<10)+"\r\nHost:", 1)), nil, func() {})
