@@ -28,17 +28,31 @@ type ownServe struct {
 // stops it.
 func startOwnServe(t *testing.T, certDir string, args ...string) *ownServe {
 	t.Helper()
+	return startOwnServeWith(t, ownServeOptions{certDir: certDir, config: configPath}, args...)
+}
+
+// ownServeOptions are what startOwnServeWith gives serve besides its flags: the certificate directory,
+// the config file and extra environment variables.
+type ownServeOptions struct {
+	certDir, config string
+	env             []string
+}
+
+func startOwnServeWith(t *testing.T, options ownServeOptions, args ...string) *ownServe {
+	t.Helper()
+	certDir := options.certDir
 	serve := &ownServe{webhook: freePort(t), probes: freePort(t), metrics: freePort(t), logPath: filepath.Join(t.TempDir(), "serve.log"), exited: make(chan error, 1)}
 	_, port, _ := strings.Cut(serve.webhook, ":")
 	logFile, err := os.Create(serve.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	command := exec.Command(binary, append([]string{"serve", "--config", configPath, "--config-poll-interval", "100ms",
+	command := exec.Command(binary, append([]string{"serve", "--config", options.config, "--config-poll-interval", "100ms",
 		"--kubeconfig", testCluster.Kubeconfig, "--cert-dir", certDir, "--cert-poll-interval", "100ms",
 		"--webhook-host", "127.0.0.1", "--webhook-port", port, "--metrics-bind-address", serve.metrics,
 		"--health-probe-bind-address", serve.probes, "--sync=off", "--coverage-interval=0"}, args...)...)
 	command.Stdout, command.Stderr = logFile, logFile
+	command.Env = append(os.Environ(), options.env...)
 	if err := command.Start(); err != nil {
 		t.Fatal(err)
 	}

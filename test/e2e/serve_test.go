@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	eventsv1 "k8s.io/api/events/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/backupguard/backupguard/test/cluster"
 )
@@ -121,6 +126,44 @@ func TestConfigIsReloadedAndABadFileIsRefused(t *testing.T) {
 	// Each bad file was reported once, not again at every poll while it stayed.
 	if refusals := len(logLines("config file refused; the last good config stays in force")) - refusalsBefore; refusals != len(bad) {
 		t.Errorf("%d refusals logged for %d bad files", refusals, len(bad))
+	}
+}
+
+// TestARefusedConfigIsAnEventOnServesPod runs serve with POD_NAME and POD_NAMESPACE set, as the
+// Deployment sets them from the downward API: a refused config file is also a Warning Event on its Pod.
+func TestARefusedConfigIsAnEventOnServesPod(t *testing.T) {
+	ownConfig := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(ownConfig, []byte(baseConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pod := fmt.Sprintf("backupguard-events-%d", time.Now().UnixNano())
+	startOwnServeWith(t, ownServeOptions{certDir: testCluster.Env.WebhookInstallOptions.LocalServingCertDir, config: ownConfig,
+		env: []string{"POD_NAME=" + pod, "POD_NAMESPACE=backupguard-system"}})
+	if err := os.WriteFile(ownConfig+".next", []byte(baseConfig+"  setings: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ownConfig+".next", ownConfig); err != nil {
+		t.Fatal(err)
+	}
+	type event struct{ Type, Reason, Action, Note, Regarding string }
+	want := []event{{Type: "Warning", Reason: "ConfigRefused", Action: "ReloadConfig", Regarding: "Pod backupguard-system/" + pod,
+		Note: fmt.Sprintf(`config %s: unknown field "longhorn.setings"; the last good config stays in force`, ownConfig)}}
+	var got []event
+	eventually(t, "the Event on serve's Pod", func() (bool, string) {
+		events := &eventsv1.EventList{}
+		if err := kube.List(context.Background(), events, client.InNamespace("backupguard-system")); err != nil {
+			return false, err.Error()
+		}
+		got = nil
+		for _, e := range events.Items {
+			if e.Regarding.Name == pod {
+				got = append(got, event{Type: e.Type, Reason: e.Reason, Action: e.Action, Note: e.Note, Regarding: e.Regarding.Kind + " " + e.Regarding.Namespace + "/" + e.Regarding.Name})
+			}
+		}
+		return len(got) > 0, fmt.Sprint(got)
+	})
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Events on serve's Pod (-want +got):\n%s", diff)
 	}
 }
 
