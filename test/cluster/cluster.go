@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -442,6 +443,17 @@ func (b *Backupguard) waitReady(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// Probe answers GET url (a probe endpoint, say) with its status code and body, or 0 and the error.
+func Probe(url string) (int, string) {
+	response, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer response.Body.Close()
+	body, _ := io.ReadAll(response.Body)
+	return response.StatusCode, string(body)
 }
 
 // Log returns what the process has logged so far.

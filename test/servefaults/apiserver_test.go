@@ -55,6 +55,8 @@ func TestServeRecoversFromAnAPIServerRestart(t *testing.T) {
 		Stderr:   detachedWarning + `The RecurringJob "retain-seven" is invalid: spec.retain: Invalid value: 7: must be at most 5 (the Longhorn setting recurring-job-max-retention)` + "\n",
 		ExitCode: 1,
 	}
+	// The informers' watches come back on client-go's reflector backoff (tools/cache/reflector.go: from
+	// 0.8 s, doubling, with jitter), so after a few seconds' outage within about 15 s.
 	var last cluster.KubectlResult
 	eventually(t, "a RecurringJob to be decided with the Setting written after the restart", 30*time.Second, func() (bool, string) {
 		last = c.RunKubectl(retain7, "apply", "--dry-run=server", "-f", "-")

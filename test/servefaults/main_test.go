@@ -8,8 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,15 +100,7 @@ func launchServe(t *testing.T, c *cluster.Cluster, args ...string) *cluster.Back
 }
 
 // probe answers GET url with its status code and body.
-func probe(url string) (int, string) {
-	response, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer response.Body.Close()
-	body, _ := io.ReadAll(response.Body)
-	return response.StatusCode, string(body)
-}
+var probe = cluster.Probe
 
 // eventually polls condition until it holds or the deadline passes; it waits for the system, it does
 // not time it.
