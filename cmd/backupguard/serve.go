@@ -160,10 +160,15 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The manager's cache cannot even be created before Longhorn's CRDs are installed (cache.New asks the
+	// RESTMapper whether each namespace-restricted kind is namespaced: controller-runtime
+	// pkg/cache/cache.go, defaultOpts), so serve waits for them first, with its probes up to say why and
+	// its certificate followed.
 	gate := newLonghornGate(discoveryClient, crds, log.WithName("longhorn"))
 	webhookStarted, cachesStarted := &lateCheck{}, &lateCheck{}
-	ctx, stopProbes := context.WithCancel(ctx)
-	defer stopProbes()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = certificate.Start(ctx) }()
 	if err := serveProbes(ctx, opts.probeAddress, map[string]healthz.Checker{"ping": healthz.Ping}, map[string]healthz.Checker{
 		"certificate":   certificate.Ready,
 		"longhorn-crds": gate.Ready,
@@ -203,9 +208,6 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	reportRefusedConfig(configFile, mgr, log)
 	if err := mgr.Add(configFile); err != nil {
-		return err
-	}
-	if err := mgr.Add(certificate); err != nil {
 		return err
 	}
 	if err := lookup.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
