@@ -30,7 +30,15 @@ var certificateExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
 	Help: "When the serving certificate in use expires (Unix time); 0 while none is loaded.",
 })
 
-func init() { metrics.Registry.MustRegister(certificateExpiry) }
+var certificateRefused = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "backupguard_serving_certificate_refused",
+	Help: "1 while the files in the certificate directory are refused (missing, partial, corrupt, expired, not yet valid): the last good certificate, if any, is served meanwhile; else 0.",
+})
+
+func init() { metrics.Registry.MustRegister(certificateExpiry, certificateRefused) }
+
+// refusedRepeat is how often the watcher says again that the files are refused while they stay so.
+const refusedRepeat = 10 * time.Minute
 
 // Watcher serves the certificate found in a directory and follows it as it changes: a mounted Secret
 // is swapped by the kubelet, and cert-manager renews it, so it is re-read on every poll and a new valid
@@ -48,6 +56,7 @@ type Watcher struct {
 	notAfter    time.Time
 	problem     error
 	lastFiles   []byte
+	lastSaid    time.Time
 }
 
 // NewWatcher loads the directory once, so that a good certificate is served from the first request.
@@ -103,7 +112,7 @@ func (w *Watcher) reload() {
 	files := append(append([]byte{}, certPEM...), keyPEM...)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.certificate != nil && bytes.Equal(files, w.lastFiles) {
+	if w.certificate != nil && bytes.Equal(files, w.lastFiles) && w.problem == nil {
 		return
 	}
 	changed := !bytes.Equal(files, w.lastFiles)
@@ -111,18 +120,26 @@ func (w *Watcher) reload() {
 	certificate, notAfter, err := w.load(certPEM, certErr, keyPEM, keyErr)
 	if err != nil {
 		w.problem = err
-		if changed {
-			if w.certificate != nil {
-				w.Log.Error(err, "the new serving certificate is unusable; the previous one stays in use", "dir", w.Dir)
-			} else {
-				w.Log.Error(err, "no usable serving certificate yet; not ready until one appears", "dir", w.Dir)
-			}
+		certificateRefused.Set(1)
+		// Said when the files change, and again now and then while they stay refused: serving an old
+		// certificate quietly would only surface when it expires.
+		if !changed && w.Clock.Since(w.lastSaid) < refusedRepeat {
+			return
+		}
+		w.lastSaid = w.Clock.Now()
+		if w.certificate != nil {
+			w.Log.Error(err, "the certificate files are refused; the last good serving certificate stays in use", "dir", w.Dir,
+				"serial", w.certificate.Leaf.SerialNumber.String(), "notAfter", w.notAfter.UTC().Format(time.RFC3339))
+		} else {
+			w.Log.Error(err, "no usable serving certificate yet; not ready until one appears", "dir", w.Dir)
 		}
 		return
 	}
 	w.certificate, w.notAfter, w.problem = certificate, notAfter, nil
 	certificateExpiry.Set(float64(notAfter.Unix()))
-	w.Log.Info("serving certificate loaded", "dir", w.Dir, "subject", certificate.Leaf.Subject.String(), "notAfter", notAfter.UTC().Format(time.RFC3339))
+	certificateRefused.Set(0)
+	w.Log.Info("serving certificate loaded", "dir", w.Dir, "subject", certificate.Leaf.Subject.String(),
+		"serial", certificate.Leaf.SerialNumber.String(), "notAfter", notAfter.UTC().Format(time.RFC3339))
 }
 
 func (w *Watcher) load(certPEM []byte, certErr error, keyPEM []byte, keyErr error) (*tls.Certificate, time.Time, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -132,6 +133,14 @@ func TestWatcherFollowsRotationAndKeepsTheLastGoodCertificate(t *testing.T) {
 	}
 	if err := watcher.Ready(nil); err != nil {
 		t.Errorf("not ready while a good certificate is in use: %v", err)
+	}
+	if got := testutil.ToFloat64(certificateRefused); got != 1 {
+		t.Errorf("backupguard_serving_certificate_refused = %g while the files are refused, want 1", got)
+	}
+	writeFiles(t, dir, map[string][]byte{CertFile: secondCert, KeyFile: secondKey})
+	watcher.reload()
+	if got := testutil.ToFloat64(certificateRefused); got != 0 {
+		t.Errorf("backupguard_serving_certificate_refused = %g once good files are back, want 0", got)
 	}
 
 	// Time passes the certificate's end without a renewal: not ready.

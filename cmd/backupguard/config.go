@@ -42,7 +42,9 @@ type configFile struct {
 	interval time.Duration
 	current  atomic.Pointer[policies.Config]
 	lastData []byte
-	log      logr.Logger
+	// unreadable is set while the file cannot be read, so that is reported once, not at every poll.
+	unreadable bool
+	log        logr.Logger
 	// refused is told about each refused file, e.g. to record an Event.
 	refused func(err error)
 	// changed is told about each applied change, e.g. to re-check every PVC.
@@ -89,10 +91,15 @@ func (f *configFile) NeedLeaderElection() bool { return false }
 func (f *configFile) reload() {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
-		f.refuse(fmt.Errorf("config %s: %w", f.path, err), data)
+		if !f.unreadable {
+			f.unreadable, f.lastData = true, nil
+			f.report(fmt.Errorf("config %s: %w", f.path, err))
+		}
 		return
 	}
-	if bytes.Equal(data, f.lastData) {
+	wasUnreadable := f.unreadable
+	f.unreadable = false
+	if !wasUnreadable && bytes.Equal(data, f.lastData) {
 		return
 	}
 	config, err := policies.ParseConfig(data, f.path)
@@ -100,7 +107,7 @@ func (f *configFile) reload() {
 		err = fmt.Errorf("config %s: longhorn.namespace changed from %q to %q, which takes a restart", f.path, f.Config().Longhorn.Namespace, config.Longhorn.Namespace)
 	}
 	if err != nil {
-		f.refuse(err, data)
+		f.refuse(err, data, wasUnreadable)
 		return
 	}
 	f.lastData = data
@@ -110,12 +117,16 @@ func (f *configFile) reload() {
 	f.changed()
 }
 
-func (f *configFile) refuse(err error, data []byte) {
+func (f *configFile) refuse(err error, data []byte, afterUnreadable bool) {
 	// Report a broken file once, not at every poll.
-	if data != nil && bytes.Equal(data, f.lastData) {
+	if !afterUnreadable && bytes.Equal(data, f.lastData) {
 		return
 	}
 	f.lastData = data
+	f.report(err)
+}
+
+func (f *configFile) report(err error) {
 	configReloads.WithLabelValues("refused").Inc()
 	f.log.Error(err, "config file refused; the last good config stays in force", "file", f.path)
 	f.refused(err)

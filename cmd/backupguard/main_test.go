@@ -513,6 +513,21 @@ func TestRunCommands(t *testing.T) {
 			wantCode:   2,
 			wantStderr: "backupguard serve: --log-level \"chatty\": use debug, info or error\n\n" + usageOf(t, "serve"),
 		},
+		"a webhook read timeout of 0 (no timeout to Go's server) exits 2": {
+			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "--webhook-read-timeout", "0s"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --webhook-read-timeout must be above 0\n\n" + usageOf(t, "serve"),
+		},
+		"a header timeout longer than the read timeout exits 2": {
+			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "--webhook-read-header-timeout", "40s"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --webhook-read-header-timeout (40s) must not be longer than --webhook-read-timeout (30s)\n\n" + usageOf(t, "serve"),
+		},
+		"a header limit too small for any request exits 2": {
+			args:       []string{"serve", "--config", "c.yaml", "--cert-dir", "certs", "--webhook-max-header-bytes", "100"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --webhook-max-header-bytes must be at least 4096\n\n" + usageOf(t, "serve"),
+		},
 		"window status without a cluster names the kubeconfig it looked for": {
 			args:       []string{"window", "status"},
 			env:        []string{"HOME=/nonexistent", "KUBECONFIG=", "KUBERNETES_SERVICE_HOST="},

@@ -16,6 +16,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,6 +46,7 @@ type serveOptions struct {
 	metricsAddress     string
 	probeAddress       string
 	enableHTTP2        bool
+	webhookLimits      webhook.Limits
 	leaderElect        bool
 	leaderElectionNS   string
 	logLevel           string
@@ -78,6 +80,11 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	opts.cluster.addFlags(flags)
 	flags.StringVar(&opts.webhookHost, "webhook-host", "", "address the webhook server listens on (default: all)")
 	flags.IntVar(&opts.webhookPort, "webhook-port", 9443, "HTTPS port of the webhook server")
+	defaults := webhook.DefaultLimits()
+	flags.DurationVar(&opts.webhookLimits.ReadHeaderTimeout, "webhook-read-header-timeout", defaults.ReadHeaderTimeout, "how long a client of the webhook server has to complete the TLS handshake and send a request's headers")
+	flags.DurationVar(&opts.webhookLimits.ReadTimeout, "webhook-read-timeout", defaults.ReadTimeout, "how long a client of the webhook server has to send a whole request, headers and body")
+	flags.DurationVar(&opts.webhookLimits.IdleTimeout, "webhook-idle-timeout", defaults.IdleTimeout, "how long the webhook server keeps an idle kept-alive connection open")
+	flags.IntVar(&opts.webhookLimits.MaxHeaderBytes, "webhook-max-header-bytes", defaults.MaxHeaderBytes, "the largest request line and headers the webhook server reads (larger: 431); bodies are limited to 7 MiB")
 	flags.StringVar(&opts.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
 	flags.StringVar(&opts.probeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flags.BoolVar(&opts.enableHTTP2, "enable-http2", false, "serve webhooks over HTTP/2 too (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
@@ -105,6 +112,9 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 	case controllers.SyncOn, controllers.SyncDryRun, controllers.SyncOff:
 	default:
 		return usageError("--sync %q: must be on, dry-run or off", opts.sync)
+	}
+	if err := validateWebhookLimits(opts.webhookLimits); err != nil {
+		return err
 	}
 	if opts.syncWritesPerSec <= 0 {
 		return usageError("--sync-writes-per-second must be above 0")
@@ -141,10 +151,39 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	if err := longhorn.AddToScheme(scheme); err != nil {
 		return err
 	}
+	cacheOptions := lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace)
+	crds, err := longhornCRDs(scheme, cacheOptions)
+	if err != nil {
+		return err
+	}
+	discoveryClient, err := discovery.NewDiscoveryClientForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	// The manager's cache cannot even be created before Longhorn's CRDs are installed (cache.New asks the
+	// RESTMapper whether each namespace-restricted kind is namespaced: controller-runtime
+	// pkg/cache/cache.go, defaultOpts), so serve waits for them first, with its probes up to say why and
+	// its certificate followed.
+	gate := newLonghornGate(discoveryClient, crds, log.WithName("longhorn"))
+	webhookStarted, cachesStarted := &lateCheck{}, &lateCheck{}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = certificate.Start(ctx) }()
+	if err := serveProbes(ctx, opts.probeAddress, map[string]healthz.Checker{"ping": healthz.Ping}, map[string]healthz.Checker{
+		"certificate":   certificate.Ready,
+		"longhorn-crds": gate.Ready,
+		"webhook":       webhookStarted.check,
+		"caches":        cachesStarted.check,
+	}, log.WithName("probes")); err != nil {
+		return fmt.Errorf("serving the health probes: %w", err)
+	}
+	if err := gate.Wait(ctx); err != nil {
+		return nil // stopped while waiting
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddress},
-		HealthProbeBindAddress:  opts.probeAddress,
+		HealthProbeBindAddress:  "0", // serveProbes serves them
 		PprofBindAddress:        opts.pprofAddress,
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "backupguard.io",
@@ -158,8 +197,10 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			CertDir:     opts.certDir,
 			EnableHTTP2: opts.enableHTTP2,
 			Certificate: certificate,
+			Limits:      opts.webhookLimits,
+			Log:         log.WithName("webhook"),
 		}),
-		Cache:          lookup.CacheOptions(config.Longhorn.Namespace, opts.namespace),
+		Cache:          cacheOptions,
 		MapperProvider: lookup.NewRESTMapper,
 	})
 	if err != nil {
@@ -167,9 +208,6 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 	}
 	reportRefusedConfig(configFile, mgr, log)
 	if err := mgr.Add(configFile); err != nil {
-		return err
-	}
-	if err := mgr.Add(certificate); err != nil {
 		return err
 	}
 	if err := lookup.AddIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
@@ -186,7 +224,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		&corev1.Pod{}, &corev1.Node{},
 	} {
 		if _, err := mgr.GetCache().GetInformer(ctx, watched); err != nil {
-			return fmt.Errorf("watching %T (are Longhorn's CRDs installed?): %w", watched, err)
+			return fmt.Errorf("watching %T: %w", watched, err)
 		}
 	}
 
@@ -250,20 +288,30 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		}
 	}
 
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("certificate", certificate.Ready); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("caches", cachesSynced(mgr.GetCache())); err != nil {
-		return err
-	}
+	webhookStarted.set(server.StartedChecker())
+	cachesStarted.set(cachesSynced(mgr.GetCache()))
 	log.Info("starting backupguard", "version", buildVersion(), "webhookPort", opts.webhookPort, "longhornNamespace", config.Longhorn.Namespace)
 	return mgr.Start(ctx)
+}
+
+// validateWebhookLimits refuses limits the HTTP server would quietly replace: Go takes a zero
+// timeout as none, and a header timeout longer than the read timeout as the read timeout.
+func validateWebhookLimits(limits webhook.Limits) error {
+	for _, limit := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--webhook-read-header-timeout", limits.ReadHeaderTimeout}, {"--webhook-read-timeout", limits.ReadTimeout}, {"--webhook-idle-timeout", limits.IdleTimeout}} {
+		if limit.value <= 0 {
+			return usageError("%s must be above 0", limit.flag)
+		}
+	}
+	if limits.ReadHeaderTimeout > limits.ReadTimeout {
+		return usageError("--webhook-read-header-timeout (%s) must not be longer than --webhook-read-timeout (%s)", limits.ReadHeaderTimeout, limits.ReadTimeout)
+	}
+	if limits.MaxHeaderBytes < 4096 {
+		return usageError("--webhook-max-header-bytes must be at least 4096")
+	}
+	return nil
 }
 
 // defaultNamespace is the pod's namespace from the downward API, else the one the manifests install to.

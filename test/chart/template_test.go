@@ -147,3 +147,17 @@ window:
 		t.Errorf("the uninstall Job's args (-want +got):\n%s", diff)
 	}
 }
+
+// TestWebhookServerValues: the webhook server's limits become serve flags, only where they differ from
+// serve's defaults (so the defaults render as manifests/ has them).
+func TestWebhookServerValues(t *testing.T) {
+	rendered := objects(t, run(t, helm(t), "template", "backupguard", chartDir, "--namespace", "backupguard-system",
+		"--set", "webhookServer.readTimeout=20s,webhookServer.maxHeaderBytes=32768"))
+	containers, _, _ := unstructured.NestedSlice(rendered["Deployment backupguard-system/backupguard"].Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	want := []string{"serve", "--config=/etc/backupguard/config.yaml", "--cert-dir=/var/run/backupguard/tls", "--leader-elect",
+		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--webhook-read-timeout=20s", "--webhook-max-header-bytes=32768"}
+	if diff := cmp.Diff(want, args); diff != "" {
+		t.Errorf("serve's args (-want +got):\n%s", diff)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,6 +105,9 @@ type Options struct {
 	NoAudit bool
 	// APIServerArgs set more kube-apiserver flags, e.g. service-cluster-ip-range.
 	APIServerArgs map[string]string
+	// NoLonghornCRDs starts without the test CRDs (ExtraCRDDirs are still installed), as a cluster
+	// where backupguard is installed before Longhorn; InstallLonghornCRDs adds them later.
+	NoLonghornCRDs bool
 }
 
 // CRDFiles lists the test CRDs a cluster gets: the files directly in test/crds, one per Longhorn kind
@@ -145,6 +150,9 @@ func StartWith(options Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if options.NoLonghornCRDs {
+		crds = nil
+	}
 	root := RepoRoot()
 	policyPath, auditLog := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
 	if err := os.WriteFile(policyPath, []byte(auditPolicy), 0o600); err != nil {
@@ -153,7 +161,7 @@ func StartWith(options Options) (*Cluster, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: tools,
 		CRDDirectoryPaths:     append(crds, options.ExtraCRDDirs...),
-		ErrorIfCRDPathMissing: true,
+		ErrorIfCRDPathMissing: len(crds)+len(options.ExtraCRDDirs) > 0,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "manifests", "webhook")},
 			LocalServingHost: "127.0.0.1",
@@ -163,6 +171,12 @@ func StartWith(options Options) (*Cluster, error) {
 		env.WebhookInstallOptions.Paths = nil
 	}
 	apiServer := env.ControlPlane.GetAPIServer()
+	// A directory of ours keeps the API server's certificates and keys across RestartAPIServer: envtest
+	// makes new ones in a new directory on every start otherwise, which no existing client trusts.
+	apiServer.CertDir = filepath.Join(dir, "kube-apiserver")
+	if err := os.Mkdir(apiServer.CertDir, 0o700); err != nil {
+		return nil, err
+	}
 	if options.APIServerAddress != "" {
 		// envtest picks address and port together unless both are given.
 		listener, err := net.Listen("tcp", net.JoinHostPort(options.APIServerAddress, "0"))
@@ -202,6 +216,65 @@ func StartWith(options Options) (*Cluster, error) {
 		return nil, err
 	}
 	return &Cluster{Env: env, Config: config, Kubeconfig: kubeconfig, Kubectl: filepath.Join(tools, "kubectl"), Dir: dir, AuditLog: auditLog}, nil
+}
+
+// InstallLonghornCRDs installs the test CRDs (CRDFiles, v1.12's RecurringJob) into a cluster started
+// without them, and waits until the API server serves them.
+func (c *Cluster) InstallLonghornCRDs() error {
+	files, err := CRDFiles(false)
+	if err != nil {
+		return err
+	}
+	_, err = envtest.InstallCRDs(c.Config, envtest.CRDInstallOptions{Paths: files, ErrorIfPathMissing: true})
+	return err
+}
+
+// RestartAPIServer kills the kube-apiserver (etcd goes on running), as a crash or a lost control-plane
+// node does, keeps it down for down, and starts it again on the same address with the same
+// certificates. It returns how long the API server was unreachable: from the kill until it answers its
+// health check again. (envtest's own Stop terminates it gracefully, which here takes over 10 s while it
+// drains its watches: longer than a leader's renew deadline, so not the short outage a test wants.)
+func (c *Cluster) RestartAPIServer(down time.Duration) (time.Duration, error) {
+	apiServer := c.Env.ControlPlane.GetAPIServer()
+	process, err := findProcess("kube-apiserver", "--cert-dir="+apiServer.CertDir)
+	if err != nil {
+		return 0, err
+	}
+	killed := time.Now()
+	if err := process.Kill(); err != nil {
+		return 0, fmt.Errorf("killing kube-apiserver: %w", err)
+	}
+	if err := apiServer.Stop(); err != nil { // reaps it
+		return 0, fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	time.Sleep(down)
+	if err := apiServer.Start(); err != nil {
+		return 0, fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	return time.Since(killed), nil
+}
+
+// findProcess finds the one process of a program with the given argument, by /proc.
+func findProcess(program, argument string) (*os.Process, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) == program && slices.Contains(args, argument) {
+			return os.FindProcess(pid)
+		}
+	}
+	return nil, fmt.Errorf("no %s process with %s", program, argument)
 }
 
 // Stop stops the control plane and removes its files.
@@ -270,6 +343,20 @@ type Backupguard struct {
 // StartBackupguard runs `backupguard serve` on the address the webhook configurations point at, with
 // the given config file and extra flags, and waits until it reports ready.
 func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath string, extraArgs ...string) (*Backupguard, error) {
+	process, err := c.LaunchBackupguard(binary, configPath, extraArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := process.waitReady(ctx); err != nil {
+		process.Stop()
+		return nil, fmt.Errorf("%w\n--- backupguard log ---\n%s", err, process.Log())
+	}
+	return process, nil
+}
+
+// LaunchBackupguard runs `backupguard serve` as StartBackupguard does, without waiting for it to be
+// ready.
+func (c *Cluster) LaunchBackupguard(binary, configPath string, extraArgs ...string) (*Backupguard, error) {
 	webhook := c.Env.WebhookInstallOptions
 	webhookHost, webhookPort := webhook.LocalServingHost, webhook.LocalServingPort
 	var metricsAddress, probeAddress string
@@ -322,11 +409,17 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 		logFile.Close()
 		close(process.exited)
 	}()
-	if err := process.waitReady(ctx); err != nil {
-		process.Stop()
-		return nil, fmt.Errorf("%w\n--- backupguard log ---\n%s", err, process.Log())
-	}
 	return process, nil
+}
+
+// Exited tells whether the process has ended.
+func (b *Backupguard) Exited() bool {
+	select {
+	case <-b.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (b *Backupguard) waitReady(ctx context.Context) error {
@@ -350,6 +443,17 @@ func (b *Backupguard) waitReady(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// Probe answers GET url (a probe endpoint, say) with its status code and body, or 0 and the error.
+func Probe(url string) (int, string) {
+	response, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer response.Body.Close()
+	body, _ := io.ReadAll(response.Body)
+	return response.StatusCode, string(body)
 }
 
 // Log returns what the process has logged so far.

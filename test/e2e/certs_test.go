@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,18 +11,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/backupguard/backupguard/test/cluster"
 )
 
 // probe answers GET url with its status code and body.
-func probe(url string) (int, string) {
-	response, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer response.Body.Close()
-	body, _ := io.ReadAll(response.Body)
-	return response.StatusCode, string(body)
-}
+var probe = cluster.Probe
 
 func freePort(t *testing.T) string {
 	t.Helper()

@@ -200,7 +200,13 @@ func TestServerSideApplyShowsNoDrift(t *testing.T) {
 // metricValue reads one sample from backupguard's /metrics, "0" when absent.
 func metricValue(t testing.TB, sample string) string {
 	t.Helper()
-	response, err := http.Get(guard.MetricsURL)
+	return metricAt(t, guard.MetricsURL, sample)
+}
+
+// metricAt reads one sample from the /metrics at url, "0" when absent.
+func metricAt(t testing.TB, url, sample string) string {
+	t.Helper()
+	response, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
