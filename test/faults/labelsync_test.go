@@ -108,9 +108,9 @@ func TestLeaderDiesMidLabelSync(t *testing.T) {
 		otherWriterGap = 50 * time.Millisecond
 	)
 	// The sync writes once per object (600 patches); the new leader needs the Lease (leaseDuration, plus
-	// up to two tries) and then at most all of them again at the limited rate; the slack is for two
+	// up to 2.2 retry periods, see TestLeaderDiesMidWindowTransition) and then at most all of them again at the limited rate; the slack is for two
 	// shared cores.
-	bound := leaseDuration + 2*retryPeriod + 2*count/writesPerSec*time.Second + 15*time.Second
+	bound := leaseDuration + 3*retryPeriod + 2*count/writesPerSec*time.Second + 15*time.Second
 	ctx := context.Background()
 	longhornNS, own := newNamespace(t, "lh", nil), newNamespace(t, "own", nil)
 	pvcNS := newNamespace(t, "pvcs", map[string]string{"backup": "daily"})

@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/backupguard/backupguard/longhorn"
@@ -52,6 +54,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// The API server's warnings (e.g. for a rule whose job does not exist) are not what is tested.
+	ctrl.SetLogger(logr.Discard())
 	var err error
 	if testCluster, err = cluster.StartWith(cluster.Options{NoAudit: true}); err != nil {
 		fmt.Fprintln(os.Stderr, "faults: starting the control plane:", err)

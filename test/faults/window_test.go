@@ -76,13 +76,14 @@ func runWindowCommand(t *testing.T, own string, args ...string) {
 // whole, and the ConfigMap's state, whole.
 func TestLeaderDiesMidWindowTransition(t *testing.T) {
 	// SIGKILL: client-go's LeaderElector takes an unreleased Lease only once it has seen no renewal for
-	// leaseDuration (tryAcquireOrRenew: isLeaseValid), checked every retryPeriod (plus up to 20% jitter);
-	// the new leader's window controller checks at once when it starts. SIGTERM: serve releases the Lease
-	// on its way out (LeaderElectionReleaseOnCancel; client-go's release writes an empty holder), so the
-	// other replica acquires it at its next try. The slack is for two shared cores.
+	// leaseDuration (tryAcquireOrRenew: isLeaseValid), and tries every retryPeriod stretched by up to
+	// JitterFactor 1.2 (acquire: wait.JitterUntilWithContext), i.e. every 1 to 2.2 retry periods; the new
+	// leader's window controller checks at once when it starts. SIGTERM: serve releases the Lease on its
+	// way out (LeaderElectionReleaseOnCancel; client-go's release writes an empty holder), so the other
+	// replica acquires it at its next try. The slack is for two shared cores.
 	const slack = 5 * time.Second
-	killBound := leaseDuration + 2*retryPeriod + slack
-	termBound := 2*retryPeriod + slack
+	killBound := leaseDuration + 3*retryPeriod + slack
+	termBound := 3*retryPeriod + slack
 	cases := []struct {
 		name    string
 		opening bool
