@@ -103,9 +103,9 @@ func (g *apiGate) passedRequests() []string {
 	return append([]string(nil), g.passed...)
 }
 
-// writesTo matches the requests that change objects of resource.
-func writesTo(resource string) func(*http.Request) bool {
+// writesTo matches the requests with method to objects of resource.
+func writesTo(method, resource string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
-		return r.Method != http.MethodGet && strings.Contains(r.URL.Path, "/"+resource+"/")
+		return r.Method == method && strings.Contains(r.URL.Path, "/"+resource+"/")
 	}
 }

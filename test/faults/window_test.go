@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os/exec"
 	"slices"
 	"testing"
@@ -134,7 +135,13 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 			before := windowAnnotations(t, own)
 			startReplica(t, configPath, cluster.Replica{WebhookPort: freePort(t)}, args...)
 
-			gate.holdAfter(1, writesTo("networkpolicies"))
+			// Opening deletes the policies, closing applies them (PATCH); matching only the transition's
+			// method keeps a steady-state re-apply of a closed window from being taken for it.
+			method := http.MethodPatch
+			if tc.opening {
+				method = http.MethodDelete
+			}
+			gate.holdAfter(1, writesTo(method, "networkpolicies"))
 			triggered := time.Now().UTC().Truncate(time.Second)
 			if tc.opening {
 				runWindowCommand(t, own, "open", "--for", "1h", "--reason", "fault test")
