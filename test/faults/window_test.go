@@ -133,7 +133,7 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 				})
 			}
 			before := windowAnnotations(t, own)
-			startReplica(t, configPath, cluster.Replica{WebhookPort: freePort(t)}, args...)
+			follower := startReplica(t, configPath, cluster.Replica{WebhookPort: freePort(t)}, args...)
 
 			// Opening deletes the policies, closing applies them (PATCH); matching only the transition's
 			// method keeps a steady-state re-apply of a closed window from being taken for it.
@@ -162,6 +162,8 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 				t.Fatalf("the state was published before the fences were done (-before +now):\n%s", diff)
 			}
 
+			// Only the leader sets the window's gauges: what a follower exports until it leads.
+			t.Logf("the follower's window metrics before it leads: %v", metricSamples(t, follower.MetricsURL, "backupguard_window_"))
 			stopped := time.Now()
 			tc.stop(leader)
 			exited := time.Since(stopped)
@@ -181,6 +183,7 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 			}) + takeover
 			t.Logf("%s: the replica exited %v after the signal, the Lease changed hands %v after it, the window was right %v after it (bound %v)",
 				tc.name, exited.Round(time.Millisecond), takeover.Round(time.Millisecond), converged.Round(time.Millisecond), tc.bound)
+			t.Logf("the new leader's window metrics: %v", metricSamples(t, follower.MetricsURL, "backupguard_window_"))
 			if converged > tc.bound {
 				t.Errorf("the window was right %v after the signal, past the bound %v", converged, tc.bound)
 			}
