@@ -97,12 +97,20 @@ func recurringJob(namespace, name string, valid bool) *longhorn.RecurringJob {
 
 // TestLoadThroughLeaderKillAndCertificateRotation creates PVCs and RecurringJobs (valid and invalid)
 // through the API server at a steady rate, from several clients, while two replicas serve behind one
-// Service address: the leader is SIGKILLed (and a new pod replaces it), and the serving certificate is
-// rotated to a new leaf of the same CA. Every answer must be right: each valid RecurringJob accepted,
+// Service address: the serving certificate is rotated to a new leaf of the same CA, then the leader is
+// stopped (SIGKILL, as a lost node; SIGTERM, as a rollout) and a new pod replaces it. Every answer must be right: each valid RecurringJob accepted,
 // each invalid one refused, each PVC labelled exactly as decided (at admission, or by the sync when
 // failurePolicy Ignore let it through unlabelled); the only errors allowed are those failurePolicy Fail
 // makes of a webhook call that did not get through, and they are counted.
 func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
+	for _, signal := range []string{"SIGKILL", "SIGTERM"} {
+		t.Run(signal, func(t *testing.T) {
+			loadThroughFaults(t, signal == "SIGKILL")
+		})
+	}
+}
+
+func loadThroughFaults(t *testing.T, kill bool) {
 	const (
 		duration  = 40 * time.Second
 		rate      = 30 // creates per second, all clients together
@@ -208,6 +216,7 @@ func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
 		reloadedIn         time.Duration
 		newSerial          *big.Int
 		acceptedAtRotation int
+		takeoverIn         time.Duration
 	)
 	// The certificate rotates first, so that the connections the API server opens after the kill are
 	// made with the new one: it keeps a connection open as long as it can, and an open connection keeps
@@ -233,8 +242,20 @@ func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
 		acceptedAtRotation = svc.accepted()
 		time.Sleep(max(0, killAt-time.Since(start)))
 		killedAt = time.Since(start)
-		leader.Kill()
-		time.Sleep(replaceAt - killAt)
+		if kill {
+			leader.Kill()
+		} else {
+			leader.Terminate()
+		}
+		for now := leaseHolder(own); now == holder || now == ""; now = leaseHolder(own) {
+			if time.Since(start)-killedAt > time.Minute {
+				faultErrs <- fmt.Errorf("no replica took the Lease within a minute of the leader's end")
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		takeoverIn = time.Since(start) - killedAt
+		time.Sleep(max(0, replaceAt-time.Since(start)))
 		if _, _, err := startEndpoint(); err != nil {
 			faultErrs <- fmt.Errorf("starting the replacement replica: %w", err)
 			return
@@ -278,9 +299,9 @@ func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
 		}
 	}
 	refused, noReady := svc.failures()
-	t.Logf("%d creates in %v (%.1f/s) from %d clients; certificate rotated at %v and served by both replicas %v later; leader SIGKILLed at %v, replacement ready at %v",
+	t.Logf("%d creates in %v (%.1f/s) from %d clients; certificate rotated at %v and served by both replicas %v later; leader stopped at %v, Lease taken %v later, replacement ready at %v",
 		len(outcomes), elapsed.Round(time.Millisecond), float64(len(outcomes))/elapsed.Seconds(), clients,
-		rotatedAt.Round(time.Millisecond), reloadedIn.Round(time.Millisecond), killedAt.Round(time.Millisecond), replacedAt.Round(time.Millisecond))
+		rotatedAt.Round(time.Millisecond), reloadedIn.Round(time.Millisecond), killedAt.Round(time.Millisecond), takeoverIn.Round(time.Millisecond), replacedAt.Round(time.Millisecond))
 	// Counted from when every replica served the new certificate, so these were handshakes with it.
 	if opened := svc.accepted() - acceptedAtRotation; opened == 0 {
 		t.Errorf("the API server opened no connection after the replicas served the new certificate: it was never used")
@@ -290,7 +311,7 @@ func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
 	for _, kind := range slices.Sorted(maps.Keys(counts)) {
 		t.Logf("  %s: %v", kind, counts[kind])
 	}
-	t.Logf("  the Service: connections by endpoint %v (the killed leader %s); %d refused by an endpoint, %d with no ready endpoint",
+	t.Logf("  the Service: connections by endpoint %v (the stopped leader %s); %d refused by an endpoint, %d with no ready endpoint",
 		svc.connections(), leaderAddress, refused, noReady)
 	if now := leaseHolder(own); now == holder || now == "" {
 		t.Errorf("the Lease is held by %q after the leader was killed, want another replica", now)
