@@ -98,10 +98,11 @@ func recurringJob(namespace, name string, valid bool) *longhorn.RecurringJob {
 // TestLoadThroughLeaderKillAndCertificateRotation creates PVCs and RecurringJobs (valid and invalid)
 // through the API server at a steady rate, from several clients, while two replicas serve behind one
 // Service address: the serving certificate is rotated to a new leaf of the same CA, then the leader is
-// stopped (SIGKILL, as a lost node; SIGTERM, as a rollout) and a new pod replaces it. Every answer must be right: each valid RecurringJob accepted,
-// each invalid one refused, each PVC labelled exactly as decided (at admission, or by the sync when
-// failurePolicy Ignore let it through unlabelled); the only errors allowed are those failurePolicy Fail
-// makes of a webhook call that did not get through, and they are counted.
+// stopped (SIGKILL, as a lost node; SIGTERM, as a rollout) and a new pod replaces it. Every answer must
+// be right: each valid RecurringJob accepted, each invalid one refused, each PVC labelled exactly as
+// decided (at admission, or by the sync when failurePolicy Ignore let it through unlabelled); the only
+// errors allowed are those failurePolicy Fail makes of a webhook call that did not get through (the API
+// server does not retry one: its admission dispatchers call the webhook once), and they are counted.
 func TestLoadThroughLeaderKillAndCertificateRotation(t *testing.T) {
 	for _, signal := range []string{"SIGKILL", "SIGTERM"} {
 		t.Run(signal, func(t *testing.T) {
