@@ -155,7 +155,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 		holder = leaseHolder(own)
 		return holder != "", "no holder"
 	})
-	_, followerAddress, err := startEndpoint()
+	follower, followerAddress, err := startEndpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,11 +304,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 		len(outcomes), elapsed.Round(time.Millisecond), float64(len(outcomes))/elapsed.Seconds(), clients,
 		rotatedAt.Round(time.Millisecond), reloadedIn.Round(time.Millisecond), killedAt.Round(time.Millisecond), takeoverIn.Round(time.Millisecond), replacedAt.Round(time.Millisecond))
 	// Counted from when every replica served the new certificate, so these were handshakes with it.
-	if opened := svc.accepted() - acceptedAtRotation; opened == 0 {
-		t.Errorf("the API server opened no connection after the replicas served the new certificate: it was never used")
-	} else {
-		t.Logf("  the API server opened %d connections after the rotation, each trusting the new certificate through the unchanged caBundle", opened)
-	}
+	t.Logf("  the API server opened %d connections through the Service after the rotation", svc.accepted()-acceptedAtRotation)
 	for _, kind := range slices.Sorted(maps.Keys(counts)) {
 		t.Logf("  %s: %v", kind, counts[kind])
 	}
@@ -325,6 +321,16 @@ func loadThroughFaults(t *testing.T, kill bool) {
 			t.Errorf("%s %s at %v: %s: %s", o.kind, o.name, o.at.Round(time.Millisecond), o.result, o.detail)
 		}
 	}
+
+	// The API server keeps its connections open, so the load may not have needed a new one after the
+	// rotation. With the follower gone too, the replacement, which never had the old certificate, is the
+	// only endpoint: that the API server gets answers proves the unchanged caBundle trusts the new leaf.
+	follower.Stop()
+	trusted := within(t, 10*time.Second, "the API server to reach the replacement through the Service", func() (bool, string) {
+		err := kube.Create(ctx, recurringJob(longhornNS, "after-rotation", true), client.DryRunAll)
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("  with only the replacement left, the API server got answers %v after the follower stopped", trusted.Round(time.Millisecond))
 
 	// The end state, whole: exactly the accepted RecurringJobs exist, and every PVC has exactly the
 	// decided labels once the sync has labelled what was let through (bound: the new leader's Lease and

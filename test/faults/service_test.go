@@ -23,7 +23,8 @@ import (
 
 // service stands for backupguard's Service in front of its replicas, as kube-proxy makes it: each new
 // connection goes to one ready endpoint, round robin, and stays there; an endpoint is ready while its
-// /readyz answers 200 (probed every probeEvery; a killed pod's endpoint goes when its probe fails). A
+// /readyz answers 200 (probed every probeEvery; a stopped pod's endpoint goes when its probe fails,
+// about as soon as the kubelet would report a dead container). A
 // connection to an endpoint that refuses it is closed, not retried elsewhere: kube-proxy's iptables and
 // IPVS modes do not retry either.
 type service struct {
@@ -80,7 +81,9 @@ func (s *service) add(webhookAddress, probeAddress string) {
 }
 
 func (s *service) probe(ctx context.Context) {
-	client := &http.Client{Timeout: probeEvery}
+	// A probe times out after 1s, the kubelet's default timeoutSeconds: a replica slowed down by two
+	// shared cores stays an endpoint, while a stopped one refuses the probe at once.
+	client := &http.Client{Timeout: time.Second}
 	ticker := time.NewTicker(probeEvery)
 	defer ticker.Stop()
 	for {
