@@ -498,6 +498,16 @@ func TestRunCommands(t *testing.T) {
 			wantCode:   2,
 			wantStderr: "backupguard serve: --config is required\n\n" + usageOf(t, "serve"),
 		},
+		"serve with a lease no longer than its renew deadline exits 2": {
+			args:       []string{"serve", "--config", "/nonexistent/config.yaml", "--cert-dir", "/nonexistent", "--leader-elect-lease-duration", "10s"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --leader-elect-lease-duration (10s) must be longer than --leader-elect-renew-deadline (10s)\n\n" + usageOf(t, "serve"),
+		},
+		"serve with a renew deadline within 1.2 retry periods exits 2": {
+			args:       []string{"serve", "--config", "/nonexistent/config.yaml", "--cert-dir", "/nonexistent", "--leader-elect-renew-deadline", "2s"},
+			wantCode:   2,
+			wantStderr: "backupguard serve: --leader-elect-renew-deadline (2s) must be longer than 1.2 times --leader-elect-retry-period (2s)\n\n" + usageOf(t, "serve"),
+		},
 		"serve without --cert-dir exits 2": {
 			args:       []string{"serve", "--config", "/nonexistent/config.yaml"},
 			wantCode:   2,

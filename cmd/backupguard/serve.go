@@ -49,6 +49,7 @@ type serveOptions struct {
 	webhookLimits      webhook.Limits
 	leaderElect        bool
 	leaderElectionNS   string
+	leaderElection     leaderElectionTimings
 	logLevel           string
 	sync               string
 	syncWritesPerSec   float64
@@ -90,6 +91,7 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	flags.BoolVar(&opts.enableHTTP2, "enable-http2", false, "serve webhooks over HTTP/2 too (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
 	flags.BoolVar(&opts.leaderElect, "leader-elect", false, "elect a leader among replicas for the background loops (admission is served by every replica)")
 	flags.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	opts.leaderElection.addFlags(flags)
 	flags.StringVar(&opts.logLevel, "log-level", "info", "debug, info or error")
 	flags.StringVar(&opts.sync, "sync", "on", "label sync for PVCs and Volumes: on, dry-run (only log what it would change) or off")
 	flags.Float64Var(&opts.syncWritesPerSec, "sync-writes-per-second", 10, "the most label patches the sync sends per second")
@@ -114,6 +116,9 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 		return usageError("--sync %q: must be on, dry-run or off", opts.sync)
 	}
 	if err := validateWebhookLimits(opts.webhookLimits); err != nil {
+		return err
+	}
+	if err := opts.leaderElection.validate(); err != nil {
 		return err
 	}
 	if opts.syncWritesPerSec <= 0 {
@@ -191,6 +196,9 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		// The process exits right after the manager stops, so handing the lease over at once is safe
 		// and lets another replica take over without waiting for it to expire.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &opts.leaderElection.leaseDuration,
+		RenewDeadline:                 &opts.leaderElection.renewDeadline,
+		RetryPeriod:                   &opts.leaderElection.retryPeriod,
 		WebhookServer: webhook.NewServer(webhook.ServerOptions{
 			Host:        opts.webhookHost,
 			Port:        opts.webhookPort,

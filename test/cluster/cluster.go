@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -343,7 +344,22 @@ type Backupguard struct {
 // StartBackupguard runs `backupguard serve` on the address the webhook configurations point at, with
 // the given config file and extra flags, and waits until it reports ready.
 func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath string, extraArgs ...string) (*Backupguard, error) {
-	process, err := c.LaunchBackupguard(binary, configPath, extraArgs...)
+	return c.StartReplica(ctx, binary, configPath, Replica{}, extraArgs...)
+}
+
+// Replica sets what differs between replicas of serve run side by side.
+type Replica struct {
+	// WebhookPort is where this replica's webhook server listens on the webhook configurations' host
+	// (default: their port; replicas behind a stand-in for the Service each need one of their own).
+	WebhookPort int
+	// Kubeconfig, when set, replaces the cluster's for this replica.
+	Kubeconfig string
+}
+
+// StartReplica runs `backupguard serve` as StartBackupguard does, with what replica sets, and waits
+// until it reports ready.
+func (c *Cluster) StartReplica(ctx context.Context, binary, configPath string, replica Replica, extraArgs ...string) (*Backupguard, error) {
+	process, err := c.LaunchReplica(binary, configPath, replica, extraArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -357,8 +373,16 @@ func (c *Cluster) StartBackupguard(ctx context.Context, binary, configPath strin
 // LaunchBackupguard runs `backupguard serve` as StartBackupguard does, without waiting for it to be
 // ready.
 func (c *Cluster) LaunchBackupguard(binary, configPath string, extraArgs ...string) (*Backupguard, error) {
+	return c.LaunchReplica(binary, configPath, Replica{}, extraArgs...)
+}
+
+// LaunchReplica runs `backupguard serve` with what replica sets, without waiting for it to be ready.
+func (c *Cluster) LaunchReplica(binary, configPath string, replica Replica, extraArgs ...string) (*Backupguard, error) {
 	webhook := c.Env.WebhookInstallOptions
 	webhookHost, webhookPort := webhook.LocalServingHost, webhook.LocalServingPort
+	if replica.WebhookPort != 0 {
+		webhookPort = replica.WebhookPort
+	}
 	var metricsAddress, probeAddress string
 	if c.ServeHost != "" {
 		webhookHost, webhookPort = c.ServeHost, 9443
@@ -375,6 +399,9 @@ func (c *Cluster) LaunchBackupguard(binary, configPath string, extraArgs ...stri
 	kubeconfig := c.Kubeconfig
 	if c.ServeKubeconfig != "" {
 		kubeconfig = c.ServeKubeconfig
+	}
+	if replica.Kubeconfig != "" {
+		kubeconfig = replica.Kubeconfig
 	}
 	args := append([]string{
 		"serve",
@@ -464,6 +491,22 @@ func (b *Backupguard) Log() string {
 
 // PID is the process id of serve (of `ip netns exec` when it runs in a network namespace).
 func (b *Backupguard) PID() int { return b.command.Process.Pid }
+
+// Kill ends the process with SIGKILL, as a lost node or the OOM killer would: nothing is released,
+// and the process's connections drop.
+func (b *Backupguard) Kill() {
+	_ = b.command.Process.Kill()
+	<-b.exited
+}
+
+// Terminate sends SIGTERM, as the kubelet does when it deletes the pod, and waits for the process to
+// end; it reports how long that took.
+func (b *Backupguard) Terminate() time.Duration {
+	start := time.Now()
+	_ = b.command.Process.Signal(syscall.SIGTERM)
+	<-b.exited
+	return time.Since(start)
+}
 
 // Stop ends the process and waits for it.
 func (b *Backupguard) Stop() {
