@@ -160,10 +160,11 @@ func TestLint(t *testing.T) {
 
 func TestSchemaRefusesMistakes(t *testing.T) {
 	for name, args := range map[string][]string{
-		"an unknown top-level value":     {"--set", "replica=3"},
-		"an unknown config section":      {"--set", "config.windows.opens=x"},
-		"a certificate provider we lack": {"--set", "certificate.provider=vault"},
-		"a log level serve lacks":        {"--set", "logLevel=warn"},
+		"an unknown top-level value":              {"--set", "replica=3"},
+		"an unknown config section":               {"--set", "config.windows.opens=x"},
+		"a certificate provider we lack":          {"--set", "certificate.provider=vault"},
+		"a log level serve lacks":                 {"--set", "logLevel=warn"},
+		"a coverage interval that is no duration": {"--set", "coverage.interval=hourly"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := runErr(helm(t), append([]string{"template", "backupguard", chartDir}, args...)...); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
