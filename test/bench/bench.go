@@ -254,6 +254,9 @@ func (b *benchCluster) startServeMeasured(ctx context.Context, coverage bool, ex
 	if measured.HeapLiveAfterSync, err = heapLive(guard.MetricsURL); err != nil {
 		return measured, err
 	}
+	fmt.Fprintf(b.progress, "bench: serve %s: ready after %s with RSS %s and live heap %s; sync and report done after %s, %s: RSS %s, peak %s, live heap %s\n",
+		strings.Join(extraArgs, " "), formatDuration(measured.ReadyAfter), mebibytes(measured.RSSAtReady), mebibytes(measured.HeapLiveAtReady),
+		formatDuration(measured.SyncCheckedAfter), formatDuration(measured.CoverageReportedAfter), mebibytes(measured.RSSAfterSync), mebibytes(measured.PeakRSS), mebibytes(measured.HeapLiveAfterSync))
 	return measured, nil
 }
 
