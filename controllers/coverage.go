@@ -75,9 +75,10 @@ type CoverageReporter struct {
 	exported volumeSeries
 }
 
-// volumeSeries are per-volume label values: verdict series, and last-backup series.
+// volumeSeries are the label values of the per-volume series: namespace, pvc, volume (and verdict).
 type volumeSeries struct {
-	verdicts, lastBackups map[[4]string]bool
+	verdicts    map[[4]string]bool
+	lastBackups map[[3]string]bool
 }
 
 // NeedLeaderElection makes the report run on the leader only: one set of metrics and Events.
@@ -150,14 +151,14 @@ func (c *CoverageReporter) Report(ctx context.Context) error {
 // exportVolumes sets a series per row, then deletes the series of the previous report that this one
 // did not set: deleting after setting, not resetting first, so no scrape sees a volume missing.
 func (c *CoverageReporter) exportVolumes(rows []policies.CoverageRow) {
-	current := volumeSeries{verdicts: map[[4]string]bool{}, lastBackups: map[[4]string]bool{}}
+	current := volumeSeries{verdicts: map[[4]string]bool{}, lastBackups: map[[3]string]bool{}}
 	for _, row := range rows {
 		verdict := [4]string{row.Namespace, row.PVC, row.Volume, string(row.Verdict)}
 		coverageVolumeVerdict.WithLabelValues(verdict[:]...).Set(1)
 		current.verdicts[verdict] = true
 		if !row.LastBackup.IsZero() {
-			volume := [4]string{row.Namespace, row.PVC, row.Volume}
-			coverageVolumeLastBackup.WithLabelValues(volume[:3]...).Set(float64(row.LastBackup.Unix()))
+			volume := [3]string{row.Namespace, row.PVC, row.Volume}
+			coverageVolumeLastBackup.WithLabelValues(volume[:]...).Set(float64(row.LastBackup.Unix()))
 			current.lastBackups[volume] = true
 		}
 	}
@@ -168,7 +169,7 @@ func (c *CoverageReporter) exportVolumes(rows []policies.CoverageRow) {
 	}
 	for labels := range c.exported.lastBackups {
 		if !current.lastBackups[labels] {
-			coverageVolumeLastBackup.DeleteLabelValues(labels[:3]...)
+			coverageVolumeLastBackup.DeleteLabelValues(labels[:]...)
 		}
 	}
 	c.exported = current
