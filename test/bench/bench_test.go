@@ -136,7 +136,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	if diff := cmp.Diff(wantVerdicts, result.Coverage.Verdicts); diff != "" || result.Coverage.Rows != 12 {
 		t.Errorf("coverage report of %d rows, verdicts (-want +got):\n%s", result.Coverage.Rows, diff)
 	}
-	if len(result.Coverage.Runs) != 2 || result.Coverage.Median <= 0 || result.Coverage.Max < result.Coverage.Median {
+	if len(result.Coverage.Runs) != 2 || result.Coverage.Median <= 0 || result.Coverage.Max < result.Coverage.Median || result.Coverage.AllocatedPerRun <= 0 {
 		t.Errorf("coverage report times: %+v", result.Coverage)
 	}
 	var targets []string

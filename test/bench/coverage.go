@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -22,6 +23,9 @@ type coverageMeasurement struct {
 	// Runs are the times of the leader's whole report, one after another on the warm cache.
 	Runs        []time.Duration
 	Median, Max time.Duration
+	// AllocatedPerRun is what one report allocates (the median of the runs), the garbage the leader's
+	// collector then has to absorb.
+	AllocatedPerRun int64
 }
 
 // measureCoverageReport syncs a cache configured as serve's and times what the leader does every
@@ -42,13 +46,21 @@ func (b *benchCluster) measureCoverageReport(ctx context.Context, result *result
 	reporter := &controllers.CoverageReporter{Reader: reader, Config: func() *policies.Config { return config },
 		Clock: clock.RealClock{}, Interval: time.Hour, Log: logr.Discard()}
 	measured := coverageMeasurement{Verdicts: map[policies.CoverageVerdict]int{}}
+	var allocated []float64
+	var memory runtime.MemStats
 	for range max(b.opts.CoverageRuns, 1) {
+		runtime.ReadMemStats(&memory)
+		before := memory.TotalAlloc
 		start := time.Now()
 		if err := reporter.Report(ctx); err != nil {
 			return err
 		}
 		measured.Runs = append(measured.Runs, time.Since(start))
+		runtime.ReadMemStats(&memory)
+		allocated = append(allocated, float64(memory.TotalAlloc-before))
 	}
+	median, _, _ := medianOf(allocated)
+	measured.AllocatedPerRun = int64(median)
 	sorted := slices.Clone(measured.Runs)
 	slices.Sort(sorted)
 	measured.Median, measured.Max = sorted[len(sorted)/2], sorted[len(sorted)-1]
@@ -62,7 +74,8 @@ func (b *benchCluster) measureCoverageReport(ctx context.Context, result *result
 	for _, row := range report.Rows {
 		measured.Verdicts[row.Verdict]++
 	}
-	fmt.Fprintf(b.progress, "bench: coverage report of %d rows: median %s, max %s of %d runs\n", measured.Rows, formatDuration(measured.Median), formatDuration(measured.Max), len(measured.Runs))
+	fmt.Fprintf(b.progress, "bench: coverage report of %d rows: median %s, max %s of %d runs, %s allocated a run\n", measured.Rows,
+		formatDuration(measured.Median), formatDuration(measured.Max), len(measured.Runs), mebibytes(measured.AllocatedPerRun))
 	result.Coverage = measured
 	return nil
 }
