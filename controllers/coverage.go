@@ -38,8 +38,20 @@ var (
 	})
 )
 
+// The per-volume series, exported only with CoverageReporter.PerVolumeMetrics (for small clusters): a
+// series per row of the report. namespace and pvc are empty for a Volume bound to no PVC.
+var (
+	coverageVolumeVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backupguard_coverage_volume_verdict", Help: "1 for each volume's coverage verdict.",
+	}, []string{"namespace", "pvc", "volume", "verdict"})
+	coverageVolumeLastBackup = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backupguard_coverage_volume_last_backup_timestamp_seconds", Help: "When each volume's last completed backup was made; no series for a volume without one.",
+	}, []string{"namespace", "pvc", "volume"})
+)
+
 func init() {
-	metrics.Registry.MustRegister(coverageVolumes, coverageOldestBackupAge, coverageIdleJobs, coverageAuditViolations, coverageLastReport)
+	metrics.Registry.MustRegister(coverageVolumes, coverageOldestBackupAge, coverageIdleJobs, coverageAuditViolations, coverageLastReport,
+		coverageVolumeVerdict, coverageVolumeLastBackup)
 }
 
 // CoverageReporter computes the coverage report from the cache on the leader, exports it as metrics,
@@ -53,8 +65,20 @@ type CoverageReporter struct {
 	Interval time.Duration
 	Recorder recorder.EventRecorder
 	Log      logr.Logger
+	// PerVolumeMetrics also exports a verdict and a last-backup series per volume: a series per PVC, so
+	// for small clusters only.
+	PerVolumeMetrics bool
 
 	previous map[string]policies.CoverageVerdict
+	// exported are the per-volume series of the last report, so the next one removes those that no
+	// longer hold (a volume gone, a verdict changed) and no series goes stale.
+	exported volumeSeries
+}
+
+// volumeSeries are the label values of the per-volume series: namespace, pvc, volume (and verdict).
+type volumeSeries struct {
+	verdicts    map[[4]string]bool
+	lastBackups map[[3]string]bool
 }
 
 // NeedLeaderElection makes the report run on the leader only: one set of metrics and Events.
@@ -117,8 +141,38 @@ func (c *CoverageReporter) Report(ctx context.Context) error {
 		name, _, _ := strings.Cut(field, "[")
 		coverageAuditViolations.WithLabelValues(name).Add(float64(count))
 	}
+	if c.PerVolumeMetrics {
+		c.exportVolumes(report.Rows)
+	}
 	coverageLastReport.Set(float64(now.Unix()))
 	return nil
+}
+
+// exportVolumes sets a series per row, then deletes the series of the previous report that this one
+// did not set: deleting after setting, not resetting first, so no scrape sees a volume missing.
+func (c *CoverageReporter) exportVolumes(rows []policies.CoverageRow) {
+	current := volumeSeries{verdicts: map[[4]string]bool{}, lastBackups: map[[3]string]bool{}}
+	for _, row := range rows {
+		verdict := [4]string{row.Namespace, row.PVC, row.Volume, string(row.Verdict)}
+		coverageVolumeVerdict.WithLabelValues(verdict[:]...).Set(1)
+		current.verdicts[verdict] = true
+		if !row.LastBackup.IsZero() {
+			volume := [3]string{row.Namespace, row.PVC, row.Volume}
+			coverageVolumeLastBackup.WithLabelValues(volume[:]...).Set(float64(row.LastBackup.Unix()))
+			current.lastBackups[volume] = true
+		}
+	}
+	for labels := range c.exported.verdicts {
+		if !current.verdicts[labels] {
+			coverageVolumeVerdict.DeleteLabelValues(labels[:]...)
+		}
+	}
+	for labels := range c.exported.lastBackups {
+		if !current.lastBackups[labels] {
+			coverageVolumeLastBackup.DeleteLabelValues(labels[:]...)
+		}
+	}
+	c.exported = current
 }
 
 func selectsBackupJob(row policies.CoverageRow) bool {

@@ -287,17 +287,25 @@ func (c Cache) Setting(ctx context.Context, namespace, name string) (*longhorn.S
 
 var _ ListReader = Cache{}
 
-// pointers points at each item of a list, in the order of namespace/name.
+// pointers points at each item of a list, in the order of namespace/name. Each key is built once, not
+// at every comparison: over the Backups of a large cluster that was most of a report's garbage.
 func pointers[T any, PT interface {
 	*T
 	client.Object
 }](items []T) []PT {
-	out := make([]PT, len(items))
-	for i := range items {
-		out[i] = PT(&items[i])
+	type keyed struct {
+		key    string
+		object PT
 	}
-	slices.SortFunc(out, func(a, b PT) int {
-		return strings.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName())
-	})
+	sorted := make([]keyed, len(items))
+	for i := range items {
+		object := PT(&items[i])
+		sorted[i] = keyed{object.GetNamespace() + "/" + object.GetName(), object}
+	}
+	slices.SortFunc(sorted, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	out := make([]PT, len(items))
+	for i := range sorted {
+		out[i] = sorted[i].object
+	}
 	return out
 }

@@ -20,14 +20,15 @@ import (
 )
 
 type coverageOptions struct {
-	cluster    clusterFlags
-	configPath string
-	output     string
-	zoneName   string
-	at         string
-	maxAge     time.Duration
-	failOn     []string
-	timeout    time.Duration
+	cluster     clusterFlags
+	configPath  string
+	output      string
+	zoneName    string
+	at          string
+	maxAge      time.Duration
+	failOn      []string
+	timeout     time.Duration
+	readOptions offline.ReadOptions
 }
 
 // coverageOutputs are the -o values of coverage.
@@ -52,8 +53,8 @@ whether it falls in the S3 window, the last completed backup and its age, and a 
 Also lists the RecurringJobs that select no volume, and audits the RecurringJobs that exist: what the
 webhook would deny today.
 
-Without PATH it reads the cluster (--kubeconfig, --context). With PATH it reads manifests, as validate
-does: a PVC gets the labels backupguard's rules would give it, and when its Volume is not in the input
+Without PATH it reads the cluster (--kubeconfig, --context). With PATH it reads manifests as validate
+does, --exclude and --skip-unparseable included: a PVC gets the labels backupguard's rules would give it, and when its Volume is not in the input
 the Volume is taken to carry the PVC's recurring labels. In the text table a job selected through a
 group shows the group in brackets: daily[databases].
 
@@ -61,7 +62,8 @@ Exit status: 0, or 1 when a row has a verdict named by --fail-on (or the cluster
 bad usage or unreadable input.`,
 		Example: `  backupguard coverage --context prod --tz Europe/Berlin
   backupguard coverage --fail-on unprotected,stale,failing --max-age 48h
-  backupguard coverage --config backupguard-config.yaml -o markdown clusters/prod/`,
+  backupguard coverage --config backupguard-config.yaml -o markdown clusters/prod/
+  backupguard coverage --exclude 'charts/*/templates' --skip-unparseable .`,
 		RunE: func(command *cobra.Command, args []string) error {
 			return runCoverage(command, opts, args)
 		},
@@ -75,6 +77,7 @@ bad usage or unreadable input.`,
 	flags.DurationVar(&opts.maxAge, "max-age", 0, "a backup older than this is stale, whatever its job's interval (default: twice the interval)")
 	flags.StringSliceVar(&opts.failOn, "fail-on", nil, "exit 1 when a row has one of these verdicts: "+verdictList())
 	flags.DurationVar(&opts.timeout, "timeout", time.Minute, "how long to wait for the cluster")
+	addReadFlags(flags, &opts.readOptions)
 	_ = command.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(coverageOutputs, cobra.ShellCompDirectiveNoFileComp))
 	return command
 }
@@ -116,16 +119,22 @@ func runCoverage(command *cobra.Command, opts coverageOptions, paths []string) e
 		}
 		failOn[verdict] = true
 	}
+	if err := opts.readOptions.CheckPatterns(); err != nil {
+		return usageError("%v", err)
+	}
+	if len(paths) > 0 && (opts.cluster.kubeconfig != "" || opts.cluster.context != "") {
+		return usageError("--kubeconfig and --context read a cluster; with PATH the report reads files")
+	}
+	if len(paths) == 0 && (len(opts.readOptions.Exclude) > 0 || opts.readOptions.SkipUnparseable) {
+		return usageError("--exclude and --skip-unparseable read files; without PATH the report reads the cluster")
+	}
 	config, err := loadConfig(opts.configPath)
 	if err != nil {
 		return inputError(err)
 	}
 	var input lookup.CoverageInput
 	if len(paths) > 0 {
-		if opts.cluster.kubeconfig != "" || opts.cluster.context != "" {
-			return usageError("--kubeconfig and --context read a cluster; with PATH the report reads files")
-		}
-		documents, err := offline.ReadPaths(paths, command.InOrStdin())
+		documents, err := readManifests(command, paths, opts.readOptions)
 		if err != nil {
 			return inputError(err)
 		}

@@ -56,6 +56,7 @@ type serveOptions struct {
 	namespace          string
 	windowResync       time.Duration
 	coverageInterval   time.Duration
+	coveragePerVolume  bool
 	pprofAddress       string
 }
 
@@ -99,6 +100,7 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	flags.StringVar(&opts.pprofAddress, "pprof-bind-address", "", "address of Go's pprof endpoints, for profiling; empty disables them (they reveal internals: keep them on loopback)")
 	flags.DurationVar(&opts.windowResync, "window-resync", 30*time.Second, "the longest the window controller goes without re-checking the cluster")
 	flags.DurationVar(&opts.coverageInterval, "coverage-interval", 5*time.Minute, "how often the leader computes the coverage report for its metrics and PVC Events; 0 turns it off")
+	flags.BoolVar(&opts.coveragePerVolume, "coverage-per-volume-metrics", false, "also export each volume's coverage verdict and last backup time: a series per PVC, for small clusters")
 	_ = command.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = command.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions([]string{"on", "dry-run", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	return command
@@ -285,12 +287,13 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 
 	if opts.coverageInterval > 0 {
 		if err := mgr.Add(&controllers.CoverageReporter{
-			Reader:   lookup.Cache{Client: mgr.GetCache()},
-			Config:   configFile.Config,
-			Clock:    clock.RealClock{},
-			Interval: opts.coverageInterval,
-			Recorder: mgr.GetEventRecorder("backupguard"),
-			Log:      log.WithName("coverage"),
+			Reader:           lookup.Cache{Client: mgr.GetCache()},
+			Config:           configFile.Config,
+			Clock:            clock.RealClock{},
+			Interval:         opts.coverageInterval,
+			Recorder:         mgr.GetEventRecorder("backupguard"),
+			Log:              log.WithName("coverage"),
+			PerVolumeMetrics: opts.coveragePerVolume,
 		}); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/backupguard/backupguard/offline"
 )
@@ -53,8 +54,7 @@ when nothing was checked (unless --allow-empty).`,
 	flags.StringVar(&opts.zoneName, "tz", "", "also show RecurringJob run times in this IANA time zone, e.g. Europe/Berlin")
 	flags.StringVar(&opts.at, "now", "", "decide as of this instant (RFC 3339) instead of the current time")
 	flags.BoolVar(&opts.allowEmpty, "allow-empty", false, "exit 0 when the input holds nothing backupguard checks (otherwise exit 2: a wrong path must not pass CI)")
-	flags.StringArrayVar(&opts.readOptions.Exclude, "exclude", nil, "leave out files and directories matching this glob: a name anywhere (templates, *.tpl.yaml) or, with a slash, a path (charts/*/templates); repeatable")
-	flags.BoolVar(&opts.readOptions.SkipUnparseable, "skip-unparseable", false, "skip a file that is not YAML (a Helm template) with a warning instead of exiting 2")
+	addReadFlags(flags, &opts.readOptions)
 	_ = command.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(validateOutputs, cobra.ShellCompDirectiveNoFileComp))
 	return command
 }
@@ -86,14 +86,11 @@ func runValidate(command *cobra.Command, opts validateOptions, paths []string) e
 	if err != nil {
 		return inputError(err)
 	}
-	documents, unparseable, err := offline.ReadPathsWith(paths, command.InOrStdin(), opts.readOptions)
+	documents, err := readManifests(command, paths, opts.readOptions)
 	if err != nil {
 		return inputError(err)
 	}
-	stdout, stderr := command.OutOrStdout(), command.ErrOrStderr()
-	for _, skipped := range unparseable {
-		fmt.Fprintf(stderr, "%s: warning: skipped %s (--skip-unparseable)\n", command.CommandPath(), skipped)
-	}
+	stdout := command.OutOrStdout()
 	report := offline.Check(documents, config, now)
 	switch opts.output {
 	case "json":
@@ -115,4 +112,23 @@ func runValidate(command *cobra.Command, opts validateOptions, paths []string) e
 		return inputError(fmt.Errorf("nothing checked: the input holds no RecurringJob, PersistentVolumeClaim or backup Job (a wrong path?); --allow-empty accepts that"))
 	}
 	return nil
+}
+
+// addReadFlags adds the flags that say which files an offline run leaves out (validate, coverage).
+func addReadFlags(flags *pflag.FlagSet, options *offline.ReadOptions) {
+	flags.StringArrayVar(&options.Exclude, "exclude", nil, "leave out files and directories matching this glob: a name anywhere (templates, *.tpl.yaml) or, with a slash, a path (charts/*/templates); repeatable")
+	flags.BoolVar(&options.SkipUnparseable, "skip-unparseable", false, "skip a file that is not YAML (a Helm template) with a warning instead of exiting 2")
+}
+
+// readManifests reads the documents of paths as options say, with a warning on stderr for each file
+// --skip-unparseable left out.
+func readManifests(command *cobra.Command, paths []string, options offline.ReadOptions) ([]offline.Document, error) {
+	documents, unparseable, err := offline.ReadPathsWith(paths, command.InOrStdin(), options)
+	if err != nil {
+		return nil, err
+	}
+	for _, skipped := range unparseable {
+		fmt.Fprintf(command.ErrOrStderr(), "%s: warning: skipped %s (--skip-unparseable)\n", command.CommandPath(), skipped)
+	}
+	return documents, nil
 }

@@ -178,60 +178,86 @@ func (b *benchCluster) Stop() {
 
 func (b *benchCluster) populate(ctx context.Context, _ *results) error {
 	var err error
-	b.pvcs, err = populate(ctx, b.kube, b.opts.Size, b.opts.Writers, b.progress)
+	b.pvcs, err = populate(ctx, b.kube, b.opts.Size, b.opts.Writers, time.Now(), b.progress)
 	return err
 }
 
-// measureServe restarts serve over the populated cluster and records how soon it is ready, its memory
-// once its caches have synced and once the label sync has checked every PVC and Volume, and what the
-// sync wrote (nothing: everything was labelled at create).
+// measureServe restarts serve as shipped (the coverage report on) over the populated cluster and
+// records how soon it is ready, its memory once its caches have synced and once the label sync has
+// checked every PVC and Volume and the first coverage report ran, and what the sync wrote (nothing:
+// everything was labelled at create).
 func (b *benchCluster) measureServe(ctx context.Context, result *results) error {
-	b.guard.Stop()
-	b.guard = nil
+	var err error
+	result.Serve, err = b.startServeMeasured(ctx, true)
+	return err
+}
+
+// measureServeWithoutCoverage measures serve the same way with the coverage report off, so the report
+// shows what the report and its metrics cost the leader.
+func (b *benchCluster) measureServeWithoutCoverage(ctx context.Context, result *results) error {
+	var err error
+	result.ServeWithoutCoverage, err = b.startServeMeasured(ctx, false, "--coverage-interval=0")
+	return err
+}
+
+// startServeMeasured restarts serve with extraArgs and measures it until the label sync has checked
+// every PVC and Volume and, when coverage is on, the coverage report has run.
+func (b *benchCluster) startServeMeasured(ctx context.Context, coverage bool, extraArgs ...string) (serveMeasurement, error) {
+	if b.guard != nil {
+		b.guard.Stop()
+		b.guard = nil
+	}
 	start := time.Now()
-	if err := b.restartServe(ctx); err != nil {
-		return err
+	if err := b.restartServe(ctx, extraArgs...); err != nil {
+		return serveMeasurement{}, err
 	}
 	guard := b.guard
 	measured := serveMeasurement{Scale: b.opts.Size.String(), ReadyAfter: time.Since(start)}
 	var err error
 	if measured.RSSAtReady, _, err = processMemory(guard.PID()); err != nil {
-		return err
+		return measured, err
 	}
 	if measured.HeapLiveAtReady, err = heapLive(guard.MetricsURL); err != nil {
-		return err
+		return measured, err
 	}
 	total := b.opts.Size.PVCs()
 	for {
 		metrics, err := scrape(guard.MetricsURL)
 		if err != nil {
-			return err
+			return measured, err
 		}
 		pvcs := int(metrics[`controller_runtime_reconcile_total{controller="pvc-labels",result="success"}`])
 		volumes := int(metrics[`controller_runtime_reconcile_total{controller="volume-labels",result="success"}`])
-		if pvcs >= total && volumes >= total {
+		if measured.SyncCheckedAfter == 0 && pvcs >= total && volumes >= total {
 			measured.SyncCheckedAfter = time.Since(start)
 			measured.SyncWrites = int(metrics[`backupguard_label_sync_changes_total{kind="PersistentVolumeClaim",result="patched"}`] +
 				metrics[`backupguard_label_sync_changes_total{kind="Volume",result="patched"}`])
+		}
+		if coverage && measured.CoverageReportedAfter == 0 && metrics["backupguard_coverage_last_report_timestamp_seconds"] > 0 {
+			measured.CoverageReportedAfter = time.Since(start)
+		}
+		if measured.SyncCheckedAfter > 0 && (!coverage || measured.CoverageReportedAfter > 0) {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
-			return fmt.Errorf("the label sync checked %d PVCs and %d Volumes of %d in 10 minutes", pvcs, volumes, total)
+			return measured, fmt.Errorf("in 10 minutes, the label sync checked %d PVCs and %d Volumes of %d; the coverage report ran after %s", pvcs, volumes, total, measured.CoverageReportedAfter)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return measured, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	if measured.RSSAfterSync, measured.PeakRSS, err = processMemory(guard.PID()); err != nil {
-		return err
+		return measured, err
 	}
 	if measured.HeapLiveAfterSync, err = heapLive(guard.MetricsURL); err != nil {
-		return err
+		return measured, err
 	}
-	result.Serve = measured
-	return nil
+	fmt.Fprintf(b.progress, "bench: serve %s: ready after %s with RSS %s and live heap %s; sync and report done after %s, %s: RSS %s, peak %s, live heap %s\n",
+		strings.Join(extraArgs, " "), formatDuration(measured.ReadyAfter), mebibytes(measured.RSSAtReady), mebibytes(measured.HeapLiveAtReady),
+		formatDuration(measured.SyncCheckedAfter), formatDuration(measured.CoverageReportedAfter), mebibytes(measured.RSSAfterSync), mebibytes(measured.PeakRSS), mebibytes(measured.HeapLiveAfterSync))
+	return measured, nil
 }
 
 // restartServe replaces the running serve, if any, with one started with extraArgs.

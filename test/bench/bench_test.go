@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/backupguard/backupguard/policies"
 )
 
 // TestBenchRunsEndToEnd runs the whole of `make bench` at a small scale and short durations against the
@@ -21,7 +23,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	opts := options{
 		ReportPath:        filepath.Join(dir, "BENCHMARKS.md"),
 		ChartPath:         filepath.Join(dir, "docs", "latency.svg"),
-		Size:              scaleSize{Namespaces: 4, PVCsPerNamespace: 3, PodsPerPVC: 2, Nodes: 3},
+		Size:              scaleSize{Namespaces: 4, PVCsPerNamespace: 3, PodsPerPVC: 2, Nodes: 3, BackupsPerVolume: 2},
 		Writers:           4,
 		Connections:       []int{1, 4},
 		Load:              loadPlan{Warmup: 50 * time.Millisecond, Measure: 100 * time.Millisecond, Rounds: 2},
@@ -36,6 +38,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		E2ERounds:         2,
 		ValidateDocuments: 400,
 		ValidateRuns:      1,
+		CoverageRuns:      2,
 	}
 	var progress strings.Builder
 	result, err := run(context.Background(), opts, &progress)
@@ -43,14 +46,14 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, progress.String())
 	}
 
-	var policies, decisions []string
+	var policyNames, decisions []string
 	for _, b := range result.Policies {
-		policies = append(policies, b.Package+"."+b.Name)
+		policyNames = append(policyNames, b.Package+"."+b.Name)
 	}
 	for _, b := range result.Decisions {
 		decisions = append(decisions, b.Name)
 	}
-	slices.Sort(policies)
+	slices.Sort(policyNames)
 	wantPolicies := []string{
 		"github.com/backupguard/backupguard/offline.Check10000",
 		"github.com/backupguard/backupguard/policies.DecidePVCLabels",
@@ -58,7 +61,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 		"github.com/backupguard/backupguard/policies.ValidateScheduleInWindowCold",
 		"github.com/backupguard/backupguard/policies.ValidateScheduleInWindowRepeated",
 	}
-	if diff := cmp.Diff(wantPolicies, policies); diff != "" {
+	if diff := cmp.Diff(wantPolicies, policyNames); diff != "" {
 		t.Errorf("policy benchmarks (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"RecurringJobDecision", "PVCLabelDecision", "VolumeLabelDecision", "JobPlacement3PVCs"}, decisions); diff != "" {
@@ -117,6 +120,38 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	if result.Serve.SyncWrites != 0 || result.Serve.RSSAtReady <= 0 || result.Serve.HeapLiveAtReady <= 0 || result.Serve.HeapLiveAfterSync <= 0 || result.Serve.PeakRSS < result.Serve.RSSAfterSync || result.Serve.SyncCheckedAfter < result.Serve.ReadyAfter {
 		t.Errorf("serve at scale: %+v", result.Serve)
 	}
+	for name, serve := range map[string]serveMeasurement{"as shipped": result.Serve, "without the coverage report": result.ServeWithoutCoverage} {
+		if serve.SyncWrites != 0 || serve.RSSAtReady <= 0 || serve.HeapLiveAfterSync <= 0 || serve.PeakRSS < serve.RSSAfterSync || serve.SyncCheckedAfter < serve.ReadyAfter {
+			t.Errorf("serve %s: %+v", name, serve)
+		}
+	}
+	if result.Serve.CoverageReportedAfter <= 0 || result.ServeWithoutCoverage.CoverageReportedAfter != 0 {
+		t.Errorf("the first coverage report ran after %s as shipped and %s with --coverage-interval=0; want a time, then none",
+			result.Serve.CoverageReportedAfter, result.ServeWithoutCoverage.CoverageReportedAfter)
+	}
+	// Of the 12 PVCs (n = 0..11, three to a namespace): the rules give the even namespaces' the backup
+	// job and every third (n%3 == 0) a group no RecurringJob provides; the 8th's backups stopped four days
+	// ago and the 12th's newest backup failed (scaleBackups).
+	wantVerdicts := map[policies.CoverageVerdict]int{"protected": 3, "dangling": 4, "unprotected": 3, "stale": 1, "failing": 1}
+	if diff := cmp.Diff(wantVerdicts, result.Coverage.Verdicts); diff != "" || result.Coverage.Rows != 12 {
+		t.Errorf("coverage report of %d rows, verdicts (-want +got):\n%s", result.Coverage.Rows, diff)
+	}
+	if len(result.Coverage.Runs) != 2 || result.Coverage.Median <= 0 || result.Coverage.Max < result.Coverage.Median || result.Coverage.AllocatedPerRun <= 0 {
+		t.Errorf("coverage report times: %+v", result.Coverage)
+	}
+	var targets []string
+	for _, target := range result.Targets() {
+		targets = append(targets, target.Name)
+	}
+	wantTargets := []string{
+		"PersistentVolumeClaim creates through the kube-apiserver, 1 at a time", "RecurringJob creates through the kube-apiserver, 1 at a time",
+		"PersistentVolumeClaim creates through the kube-apiserver, 2 at a time", "RecurringJob creates through the kube-apiserver, 2 at a time",
+		"serve's memory at scale", "coverage report of 12 rows from a warm cache", "the leader's memory with the coverage report and its metrics",
+		"backupguard validate of 400 documents",
+	}
+	if diff := cmp.Diff(wantTargets, targets); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
 	if result.Validate.Documents != 400 || len(result.Validate.Runs) != 1 || result.Validate.Median <= 0 {
 		t.Errorf("validate: %+v", result.Validate)
 	}
@@ -141,7 +176,7 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	wantHeadings := []string{"Targets", "Admission over TLS, on loopback", "Added latency through the kube-apiserver", "Memory at scale", "Decisions (Go benchmarks)", "backupguard validate"}
+	wantHeadings := []string{"Targets", "Admission over TLS, on loopback", "Added latency through the kube-apiserver", "Memory at scale", "The coverage report", "Decisions (Go benchmarks)", "backupguard validate"}
 	if diff := cmp.Diff(wantHeadings, headings); diff != "" {
 		t.Errorf("report sections (-want +got):\n%s", diff)
 	}
@@ -158,6 +193,26 @@ func TestBenchRunsEndToEnd(t *testing.T) {
 	for panel, series := range parseChart(t, chart) {
 		if len(series) != 5 {
 			t.Errorf("chart panel %s has %d series, want 5", panel, len(series))
+		}
+	}
+}
+
+func TestParseParts(t *testing.T) {
+	for _, tc := range []struct {
+		text, wantErr string
+		want          []string
+	}{
+		{text: ""},
+		{text: "serve,coverage", want: []string{"serve", "coverage"}},
+		{text: "serve,covrage", wantErr: `"covrage" is not a part; the parts are policies, serve, coverage, decisions, load, admission, validate`},
+	} {
+		got, err := parseParts(tc.text)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" || gotErr != tc.wantErr {
+			t.Errorf("parseParts(%q): error %q, want %q; parts (-want +got):\n%s", tc.text, gotErr, tc.wantErr, diff)
 		}
 	}
 }

@@ -185,7 +185,7 @@ func syncedCache(ctx context.Context, config *rest.Config) (cache.Cache, *lookup
 		return nil, nil, err
 	}
 	for _, object := range []client.Object{&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.PersistentVolume{}, &longhorn.Volume{},
-		&longhorn.RecurringJob{}, &longhorn.Setting{}, &storagev1.StorageClass{}, &corev1.Pod{}, &corev1.Node{}} {
+		&longhorn.RecurringJob{}, &longhorn.Setting{}, &storagev1.StorageClass{}, &corev1.Pod{}, &corev1.Node{}, &longhorn.Backup{}, &longhorn.BackupVolume{}} {
 		if _, err := informers.GetInformer(ctx, object); err != nil {
 			return nil, nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,6 +75,11 @@ type options struct {
 	E2EConcurrencies                     []int
 	// ValidateDocuments are checked by ValidateRuns runs of `backupguard validate`.
 	ValidateDocuments, ValidateRuns int
+	// CoverageRuns are the coverage reports timed over the warm cache.
+	CoverageRuns int
+	// Only, when not empty, names the parts to run (see stepKeys); the cluster is populated for any,
+	// and no report is written: BENCHMARKS.md only ever holds a whole run.
+	Only []string
 	// Hold stops after populating and keeps the cluster until ctx ends.
 	Hold bool
 }
@@ -96,6 +102,7 @@ func defaultOptions() options {
 		E2ERounds:         4,
 		ValidateDocuments: 10000,
 		ValidateRuns:      5,
+		CoverageRuns:      5,
 	}
 }
 
@@ -109,10 +116,15 @@ func main() {
 	flag.IntVar(&opts.Load.Rounds, "load-rounds", opts.Load.Rounds, "how many times each target runs at each load level (the results are merged)")
 	flag.BoolVar(&opts.Hold, "hold", false, "populate the cluster, print how to reach it, and wait for Ctrl-C (for profiling by hand)")
 	connections := flag.String("connections", "1,8,32,128", "load levels: concurrent keep-alive connections")
+	only := flag.String("only", "", "run only these parts, comma-separated ("+strings.Join(stepKeys, ", ")+"), print the targets and write no report")
 	flag.Parse()
 	var err error
 	if opts.Connections, err = parseInts(*connections); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: --connections:", err)
+		os.Exit(2)
+	}
+	if opts.Only, err = parseParts(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --only:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -139,16 +151,37 @@ func parseInts(text string) ([]int, error) {
 	return values, nil
 }
 
-// run measures everything and writes the report and the chart.
+// stepKeys name the parts -only selects.
+var stepKeys = []string{"policies", "serve", "coverage", "decisions", "load", "admission", "validate"}
+
+func parseParts(text string) ([]string, error) {
+	if text == "" {
+		return nil, nil
+	}
+	parts := strings.Split(text, ",")
+	for _, part := range parts {
+		if !slices.Contains(stepKeys, part) {
+			return nil, fmt.Errorf("%q is not a part; the parts are %s", part, strings.Join(stepKeys, ", "))
+		}
+	}
+	return parts, nil
+}
+
+// runs says whether the run includes the part key.
+func (o options) runs(key string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, key) }
+
+// run measures everything (or the parts opts.Only names) and writes the report and the chart.
 func run(ctx context.Context, opts options, progress io.Writer) (*results, error) {
 	// The benchmark's own clients and caches have nothing to say; serve logs to its own file.
 	ctrllog.SetLogger(logr.Discard())
 	started := time.Now()
 	result := &results{Options: opts, Machine: readMachine(), Started: started.UTC()}
-	fmt.Fprintln(progress, "bench: policy benchmarks (go test -bench ./policies/... ./offline/...)")
 	var err error
-	if result.Policies, err = runPolicyBenchmarks(ctx, opts.PolicyBenchtime, opts.PolicyCount); err != nil {
-		return nil, err
+	if opts.runs("policies") {
+		fmt.Fprintln(progress, "bench: policy benchmarks (go test -bench ./policies/... ./offline/...)")
+		if result.Policies, err = runPolicyBenchmarks(ctx, opts.PolicyBenchtime, opts.PolicyCount); err != nil {
+			return nil, err
+		}
 	}
 	bench, err := startBench(ctx, opts, progress)
 	if err != nil {
@@ -156,16 +189,19 @@ func run(ctx context.Context, opts options, progress io.Writer) (*results, error
 	}
 	defer bench.Stop()
 	result.Machine.KubeAPIServer = bench.apiServerVersion
+	// serve without the coverage report runs before serve as shipped, which the later steps use.
 	steps := []struct {
-		name string
-		run  func(context.Context, *results) error
+		key, name string
+		run       func(context.Context, *results) error
 	}{
-		{"populating the cluster", bench.populate},
-		{"serve's memory and sync at scale", bench.measureServe},
-		{"decisions over a cache of the scale", bench.measureDecisions},
-		{"load over TLS", bench.measureLoad},
-		{"added latency through the kube-apiserver", bench.measureAdmissionLatency},
-		{"backupguard validate", bench.measureValidate},
+		{"", "populating the cluster", bench.populate},
+		{"coverage", "serve's memory without the coverage report", bench.measureServeWithoutCoverage},
+		{"serve", "serve's memory and sync at scale", bench.measureServe},
+		{"decisions", "decisions over a cache of the scale", bench.measureDecisions},
+		{"coverage", "the coverage report over a cache of the scale", bench.measureCoverageReport},
+		{"load", "load over TLS", bench.measureLoad},
+		{"admission", "added latency through the kube-apiserver", bench.measureAdmissionLatency},
+		{"validate", "backupguard validate", bench.measureValidate},
 	}
 	if opts.Hold {
 		if err := bench.populate(ctx, result); err != nil {
@@ -177,6 +213,9 @@ func run(ctx context.Context, opts options, progress io.Writer) (*results, error
 		return nil, ctx.Err()
 	}
 	for _, step := range steps {
+		if step.key != "" && !opts.runs(step.key) {
+			continue
+		}
 		stepStart := time.Now()
 		fmt.Fprintf(progress, "bench: %s\n", step.name)
 		if err := step.run(ctx, result); err != nil {
@@ -185,6 +224,10 @@ func run(ctx context.Context, opts options, progress io.Writer) (*results, error
 		fmt.Fprintf(progress, "bench: %s took %s\n", step.name, time.Since(stepStart).Round(time.Second))
 	}
 	result.Took = time.Since(started)
+	if len(opts.Only) > 0 {
+		fmt.Fprintf(progress, "bench: ran %s in %s; no report written\n", strings.Join(opts.Only, ", "), result.Took.Round(time.Second))
+		return result, nil
+	}
 	if err := writeOutputs(result); err != nil {
 		return nil, err
 	}

@@ -19,17 +19,21 @@ import (
 // scaleSize is how much the cluster holds while serve is measured.
 type scaleSize struct {
 	Namespaces, PVCsPerNamespace, PodsPerPVC, Nodes int
+	// BackupsPerVolume are the Backups each Volume has, one a day; each Volume also has its BackupVolume.
+	BackupsPerVolume int
 }
 
 // fullScale is what the issues name: 10,000 PVCs in 1,000 Namespaces, 10,000 Volumes, 50,000 Pods and
-// 2,000 Nodes.
-var fullScale = scaleSize{Namespaces: 1000, PVCsPerNamespace: 10, PodsPerPVC: 5, Nodes: 2000}
+// 2,000 Nodes; and the Backups of the Volumes: three days of a daily job.
+var fullScale = scaleSize{Namespaces: 1000, PVCsPerNamespace: 10, PodsPerPVC: 5, Nodes: 2000, BackupsPerVolume: 3}
 
-func (s scaleSize) PVCs() int { return s.Namespaces * s.PVCsPerNamespace }
-func (s scaleSize) Pods() int { return s.PVCs() * s.PodsPerPVC }
+func (s scaleSize) PVCs() int    { return s.Namespaces * s.PVCsPerNamespace }
+func (s scaleSize) Pods() int    { return s.PVCs() * s.PodsPerPVC }
+func (s scaleSize) Backups() int { return s.PVCs() * s.BackupsPerVolume }
 
 func (s scaleSize) String() string {
-	return fmt.Sprintf("%d PVCs, %d Pods, %d Volumes, %d Nodes, %d Namespaces", s.PVCs(), s.Pods(), s.PVCs(), s.Nodes, s.Namespaces)
+	return fmt.Sprintf("%d PVCs, %d Pods, %d Volumes, %d Backups and %d BackupVolumes, %d Nodes, %d Namespaces",
+		s.PVCs(), s.Pods(), s.PVCs(), s.Backups(), s.PVCs(), s.Nodes, s.Namespaces)
 }
 
 // scaleNamespace names the n-th scale namespace; even ones carry the label the config's rule selects.
@@ -39,8 +43,9 @@ func scaleNode(n int) string { return fmt.Sprintf("scale-node-%04d", n) }
 
 // populate creates the scale objects through the API server, with serve's webhooks in the path, so
 // they are labelled as in a cluster where backupguard runs. Each namespace's pods run on one node, so a
-// backup Job over its PVCs can be placed. It returns the PVCs as created.
-func populate(ctx context.Context, kube client.Client, size scaleSize, writers int, progress io.Writer) ([]*corev1.PersistentVolumeClaim, error) {
+// backup Job over its PVCs can be placed. Each Volume has the Backups of a daily job up to now, as
+// Longhorn leaves them (see scaleBackups). It returns the PVCs as created.
+func populate(ctx context.Context, kube client.Client, size scaleSize, writers int, now time.Time, progress io.Writer) ([]*corev1.PersistentVolumeClaim, error) {
 	start := time.Now()
 	step := func(what string, count int, create func(int) error) error {
 		if err := parallel(ctx, writers, count, create); err != nil {
@@ -85,6 +90,22 @@ func populate(ctx context.Context, kube client.Client, size scaleSize, writers i
 			return err
 		}
 		pvcs[n] = pvc
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := step(fmt.Sprintf("BackupVolumes with %d Backups each", size.BackupsPerVolume), size.PVCs(), func(n int) error {
+		for _, object := range scaleBackups(n, "pvc-"+string(pvcs[n].UID), size.BackupsPerVolume, now) {
+			status := object.Object["status"]
+			if err := kube.Create(ctx, object); err != nil {
+				return err
+			}
+			// Status is a subresource: a create leaves it out.
+			object.Object["status"] = status
+			if err := kube.Status().Update(ctx, object); err != nil {
+				return err
+			}
+		}
 		return nil
 	}); err != nil {
 		return nil, err

@@ -165,6 +165,7 @@ func TestSchemaRefusesMistakes(t *testing.T) {
 		"a certificate provider we lack":           {"--set", "certificate.provider=vault"},
 		"a log level serve lacks":                  {"--set", "logLevel=warn"},
 		"a webhook timeout that is not a duration": {"--set", "webhookServer.readTimeout=soon"},
+		"a coverage interval that is no duration":  {"--set", "coverage.interval=hourly"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := runErr(helm(t), append([]string{"template", "backupguard", chartDir}, args...)...); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {

@@ -161,3 +161,20 @@ func TestWebhookServerValues(t *testing.T) {
 		t.Errorf("serve's args (-want +got):\n%s", diff)
 	}
 }
+
+// TestCoverageValues: the coverage values become serve's flags; the defaults add none (so the chart
+// renders what manifests/install holds).
+func TestCoverageValues(t *testing.T) {
+	rendered := objects(t, run(t, helm(t), "template", "backupguard", chartDir, "--namespace", "backupguard-system",
+		"--set", "coverage.interval=15m,coverage.perVolumeMetrics=true"))
+	containers, _, _ := unstructured.NestedSlice(rendered["Deployment backupguard-system/backupguard"].Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		t.Fatalf("the Deployment has %d containers, want 1", len(containers))
+	}
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	want := []string{"serve", "--config=/etc/backupguard/config.yaml", "--cert-dir=/var/run/backupguard/tls", "--leader-elect",
+		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--coverage-interval=15m", "--coverage-per-volume-metrics"}
+	if diff := cmp.Diff(want, args); diff != "" {
+		t.Errorf("serve's args (-want +got):\n%s", diff)
+	}
+}
