@@ -1,7 +1,7 @@
 # backupguard: `make demo` shows it working, `make test` runs every test. Both build the real
 # kube-apiserver, etcd and kubectl once (about 6-9 minutes on 2 cores), and `make test` also the real
 # cert-manager controllers and Flux's kustomize-controller (3-5 minutes each), kube-router (about 4
-# minutes), Helm, promtool (the longest, it links every service-discovery SDK) and actionlint, into a
+# minutes), Helm, promtool (without service discovery, about 3 minutes) and actionlint, into a
 # cache outside the repository
 # (~/.cache/backupguard/tools, or $BACKUPGUARD_TOOLS_CACHE); later runs reuse them.
 

@@ -49,22 +49,22 @@ go_build_with_progress() {
   fi
 }
 
-# cached_go_tool DIR MODULE PACKAGE WHAT DURATION [LDFLAGS] builds one command of a module pinned in
-# $tools/DIR/go.mod (its `tool` line) into "$cache_root/<binary>-<version>-<go.mod and go.sum hash>",
-# where the binary is named after the package's last element, and prints that directory. The version
-# is read from go.mod rather than with `go list`, so a cached build is found without Go. LDFLAGS may
-# use $version; they are part of the key too.
+# cached_go_tool DIR MODULE PACKAGE WHAT DURATION [LDFLAGS [TAGS]] builds one command of a module
+# pinned in $tools/DIR/go.mod (its `tool` line) into "$cache_root/<binary>-<version>-<go.mod and go.sum
+# hash>", where the binary is named after the package's last element, and prints that directory. The
+# version is read from go.mod rather than with `go list`, so a cached build is found without Go.
+# LDFLAGS may use $version; they and the build TAGS are part of the key too.
 cached_go_tool() {
   local dir=$1 module=$2 sum_key
-  tool_package=$3 tool_ldflags=${6:-}
+  tool_package=$3 tool_ldflags=${6:-} tool_tags=${7:-}
   tool_binary=${tool_package##*/}
   cd "$tools/$dir"
-  sum_key=$( (cat go.mod go.sum; echo "$tool_ldflags") | sha256sum | cut -c1-12)
+  sum_key=$( (cat go.mod go.sum; echo "$tool_ldflags"; [ -z "$tool_tags" ] || echo "tags $tool_tags") | sha256sum | cut -c1-12)
   version=$(awk -v m="$module" '$1 == m { print $2; exit }' go.mod)
   out_dir="$cache_root/$tool_binary-$version-$sum_key"
   complete() { [ -f "$out_dir/.complete" ] && [ -x "$out_dir/$tool_binary" ]; }
   build() {
-    go_build_with_progress 100 -trimpath -ldflags "-s -w ${tool_ldflags//\$version/$version}" -o "$1/$tool_binary" "$tool_package"
+    go_build_with_progress 100 -trimpath -tags "$tool_tags" -ldflags "-s -w ${tool_ldflags//\$version/$version}" -o "$1/$tool_binary" "$tool_package"
   }
   cached_build "$4 $version" "$5"
 }
