@@ -227,6 +227,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 		newSerial          *big.Int
 		acceptedAtRotation int
 		takeoverIn         time.Duration
+		exitedIn           time.Duration // from the signal to the process's end
 	)
 	// The certificate rotates first, so that the connections the API server opens after the kill are
 	// made with the new one: it keeps a connection open as long as it can, and an open connection keeps
@@ -254,8 +255,9 @@ func loadThroughFaults(t *testing.T, kill bool) {
 		killedAt = time.Since(start)
 		if kill {
 			leader.Kill()
+			exitedIn = time.Since(start) - killedAt
 		} else {
-			leader.Terminate()
+			exitedIn = leader.Terminate()
 		}
 		for now := leaseHolder(own); now == holder || now == ""; now = leaseHolder(own) {
 			if time.Since(start)-killedAt > time.Minute {
@@ -309,9 +311,9 @@ func loadThroughFaults(t *testing.T, kill bool) {
 		}
 	}
 	refused, noReady := svc.failures()
-	t.Logf("%d creates in %v (%.1f/s) from %d clients; certificate rotated at %v and served by both replicas %v later; leader stopped at %v, Lease taken %v later, replacement ready at %v",
+	t.Logf("%d creates in %v (%.1f/s) from %d clients; certificate rotated at %v and served by both replicas %v later; leader stopped at %v and gone %v later, Lease taken %v later, replacement ready at %v",
 		len(outcomes), elapsed.Round(time.Millisecond), float64(len(outcomes))/elapsed.Seconds(), clients,
-		rotatedAt.Round(time.Millisecond), reloadedIn.Round(time.Millisecond), killedAt.Round(time.Millisecond), takeoverIn.Round(time.Millisecond), replacedAt.Round(time.Millisecond))
+		rotatedAt.Round(time.Millisecond), reloadedIn.Round(time.Millisecond), killedAt.Round(time.Millisecond), exitedIn.Round(time.Millisecond), takeoverIn.Round(time.Millisecond), replacedAt.Round(time.Millisecond))
 	// Counted from when every replica served the new certificate, so these were handshakes with it.
 	t.Logf("  the API server opened %d connections through the Service after the rotation", svc.accepted()-acceptedAtRotation)
 	for _, kind := range slices.Sorted(maps.Keys(counts)) {
