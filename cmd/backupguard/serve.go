@@ -144,8 +144,9 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 	return nil
 }
 
-// serve runs until ctx ends. From when draining ends it fails /readyz and closes each webhook connection
-// after its next answer, while still serving admission.
+// serve runs until ctx ends. Once draining is cancelled (the first SIGTERM, --shutdown-delay before
+// ctx), it fails /readyz and closes each webhook connection after its next answer, still serving
+// admission.
 func serve(ctx, draining context.Context, opts serveOptions, log logr.Logger) error {
 	configFile, err := newConfigFile(opts.configPath, opts.configPollInterval, log.WithName("config"))
 	if err != nil {
