@@ -34,6 +34,9 @@ type ServerOptions struct {
 	Limits Limits
 	// Log receives the HTTP server's own errors (failed TLS handshakes, for one).
 	Log logr.Logger
+	// Draining, once closed, makes the server close each connection after its next response (see
+	// closeWhenDraining) while it goes on serving.
+	Draining <-chan struct{}
 }
 
 // Limits bound how long, and with how much, one client may hold a connection to the webhook server, so
@@ -126,7 +129,7 @@ func (s *server) Start(ctx context.Context) error {
 	limits := s.options.Limits
 	httpServer := &http.Server{
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		Handler:           readTimeoutSaysSo(s.mux, limits.ReadTimeout),
+		Handler:           closeWhenDraining(readTimeoutSaysSo(s.mux, limits.ReadTimeout), s.options.Draining),
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
 		ReadTimeout:       limits.ReadTimeout,
 		IdleTimeout:       limits.IdleTimeout,
@@ -174,6 +177,27 @@ func (s *server) StartedChecker() healthz.Checker {
 		}
 		return connection.Close()
 	}
+}
+
+// closeWhenDraining answers with `Connection: close` once draining is closed, so that the client opens
+// its next connection anew, through the Service, to a replica that is not stopping. It does what
+// http.Server.SetKeepAlivesEnabled(false) does for connections in use, without what that also does
+// (net/http server.go): close the idle ones at once, which is the race a drain is for avoiding: the API
+// server may be sending a request on one at that instant, and it does not retry a webhook call. An
+// idle connection is still answered until the server shuts down; over HTTP/2 the header becomes a
+// GOAWAY (Go's HTTP/2 server).
+func closeWhenDraining(next http.Handler, draining <-chan struct{}) http.Handler {
+	if draining == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-draining:
+			w.Header().Set("Connection", "close")
+		default:
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // readTimeoutSaysSo names the read timeout when a request body is cut off by it, so the answer and

@@ -47,6 +47,7 @@ type serveOptions struct {
 	probeAddress       string
 	enableHTTP2        bool
 	webhookLimits      webhook.Limits
+	shutdownDelay      time.Duration
 	leaderElect        bool
 	leaderElectionNS   string
 	leaderElection     leaderElectionTimings
@@ -87,6 +88,7 @@ POD_NAME and POD_NAMESPACE are set) and the last good config stays in force.`,
 	flags.DurationVar(&opts.webhookLimits.ReadTimeout, "webhook-read-timeout", defaults.ReadTimeout, "how long a client of the webhook server has to send a whole request, headers and body")
 	flags.DurationVar(&opts.webhookLimits.IdleTimeout, "webhook-idle-timeout", defaults.IdleTimeout, "how long the webhook server keeps an idle kept-alive connection open")
 	flags.IntVar(&opts.webhookLimits.MaxHeaderBytes, "webhook-max-header-bytes", defaults.MaxHeaderBytes, "the largest request line and headers the webhook server reads (larger: 431); bodies are limited to 7 MiB")
+	flags.DurationVar(&opts.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz fails while admission is still served, each connection closed after its next answer, so that the Service moves requests to other replicas first; 0 disables it. terminationGracePeriodSeconds must exceed it plus the graceful shutdown")
 	flags.StringVar(&opts.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint; 0 disables it")
 	flags.StringVar(&opts.probeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flags.BoolVar(&opts.enableHTTP2, "enable-http2", false, "serve webhooks over HTTP/2 too (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
@@ -123,6 +125,9 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 	if err := opts.leaderElection.validate(); err != nil {
 		return err
 	}
+	if opts.shutdownDelay < 0 {
+		return usageError("--shutdown-delay must not be negative")
+	}
 	if opts.syncWritesPerSec <= 0 {
 		return usageError("--sync-writes-per-second must be above 0")
 	}
@@ -131,14 +136,18 @@ func runServe(opts serveOptions, stderr io.Writer) error {
 		return usageError("%v", err)
 	}
 	ctrl.SetLogger(log)
-	if err := serve(ctrl.SetupSignalHandler(), opts, log); err != nil {
+	draining, stop := setupShutdown(opts.shutdownDelay, log)
+	if err := serve(stop, draining, opts, log); err != nil {
 		log.Error(err, "backupguard stopped")
 		return &exitStatus{code: exitFailure}
 	}
 	return nil
 }
 
-func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
+// serve runs until ctx ends. Once draining is cancelled (the first SIGTERM, --shutdown-delay before
+// ctx), it fails /readyz and closes each webhook connection after its next answer, still serving
+// admission.
+func serve(ctx, draining context.Context, opts serveOptions, log logr.Logger) error {
 	configFile, err := newConfigFile(opts.configPath, opts.configPollInterval, log.WithName("config"))
 	if err != nil {
 		return err
@@ -181,6 +190,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 		"longhorn-crds": gate.Ready,
 		"webhook":       webhookStarted.check,
 		"caches":        cachesStarted.check,
+		"shutting-down": shuttingDown(draining, opts.shutdownDelay),
 	}, log.WithName("probes")); err != nil {
 		return fmt.Errorf("serving the health probes: %w", err)
 	}
@@ -208,6 +218,7 @@ func serve(ctx context.Context, opts serveOptions, log logr.Logger) error {
 			EnableHTTP2: opts.enableHTTP2,
 			Certificate: certificate,
 			Limits:      opts.webhookLimits,
+			Draining:    draining.Done(),
 			Log:         log.WithName("webhook"),
 		}),
 		Cache:          cacheOptions,

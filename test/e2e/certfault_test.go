@@ -151,7 +151,7 @@ func TestCertificateRemovedCorruptedAndRestored(t *testing.T) {
 				t.Errorf("served serial %s, want the last good 1001", got)
 			}
 			code, body := probe("http://" + serve.probes + "/readyz?verbose")
-			if diff := cmp.Diff("200 [+]caches ok\n[+]certificate ok\n[+]longhorn-crds ok\n[+]webhook ok\nhealthz check passed\n", itoa(code)+" "+body); diff != "" {
+			if diff := cmp.Diff("200 [+]caches ok\n[+]certificate ok\n[+]longhorn-crds ok\n[+]shutting-down ok\n[+]webhook ok\nhealthz check passed\n", itoa(code)+" "+body); diff != "" {
 				t.Errorf("/readyz?verbose (-want +got):\n%s", diff)
 			}
 		})

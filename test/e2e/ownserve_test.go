@@ -50,7 +50,8 @@ func startOwnServeWith(t *testing.T, options ownServeOptions, args ...string) *o
 	command := exec.Command(binary, append([]string{"serve", "--config", options.config, "--config-poll-interval", "100ms",
 		"--kubeconfig", testCluster.Kubeconfig, "--cert-dir", certDir, "--cert-poll-interval", "100ms",
 		"--webhook-host", "127.0.0.1", "--webhook-port", port, "--metrics-bind-address", serve.metrics,
-		"--health-probe-bind-address", serve.probes, "--sync=off", "--coverage-interval=0"}, args...)...)
+		"--health-probe-bind-address", serve.probes, "--sync=off", "--coverage-interval=0",
+		"--shutdown-delay=0"}, args...)...) // stopped at once, as the harness's replicas are
 	command.Stdout, command.Stderr = logFile, logFile
 	command.Env = append(os.Environ(), options.env...)
 	if err := command.Start(); err != nil {

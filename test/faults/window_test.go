@@ -79,12 +79,13 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 	// SIGKILL: client-go's LeaderElector takes an unreleased Lease only once it has seen no renewal for
 	// leaseDuration (tryAcquireOrRenew: isLeaseValid), and tries every retryPeriod stretched by up to
 	// JitterFactor 1.2 (acquire: wait.JitterUntilWithContext), i.e. every 1 to 2.2 retry periods; the new
-	// leader's window controller checks at once when it starts. SIGTERM: serve releases the Lease on its
-	// way out (LeaderElectionReleaseOnCancel; client-go's release writes an empty holder), so the other
-	// replica acquires it at its next try. The slack is for two shared cores.
+	// leader's window controller checks at once when it starts. SIGTERM: serve drains for its
+	// --shutdown-delay (drainDelay, still leading), then releases the Lease on its way out
+	// (LeaderElectionReleaseOnCancel; client-go's release writes an empty holder), so the other replica
+	// acquires it at its next try. The slack is for two shared cores.
 	const slack = 5 * time.Second
 	killBound := leaseDuration + 3*retryPeriod + slack
-	termBound := 3*retryPeriod + slack
+	termBound := drainDelay + 3*retryPeriod + slack
 	cases := []struct {
 		name    string
 		opening bool
@@ -108,7 +109,7 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 			if err := kube.Create(ctx, target); err != nil {
 				t.Fatal(err)
 			}
-			args := append(leaderArgs(own), "--sync=off")
+			args := append(leaderArgs(own), "--sync=off", "--shutdown-delay", drainDelay.String())
 			gate := newAPIGate(t)
 			leader := startReplica(t, configPath, cluster.Replica{WebhookPort: freePort(t), Kubeconfig: gate.kubeconfig}, args...)
 			var holder string

@@ -36,7 +36,7 @@ func TestServeWaitsForLonghornsCRDs(t *testing.T) {
 	}
 	code, body = probe(base + "/readyz?verbose")
 	// The webhook server and the caches start once the CRDs are there.
-	wantVerbose := "[-]caches failed: reason withheld\n[+]certificate ok\n[-]longhorn-crds failed: reason withheld\n[-]webhook failed: reason withheld\nhealthz check failed\n"
+	wantVerbose := "[-]caches failed: reason withheld\n[+]certificate ok\n[-]longhorn-crds failed: reason withheld\n[+]shutting-down ok\n[-]webhook failed: reason withheld\nhealthz check failed\n"
 	if diff := cmp.Diff(itoa(http.StatusInternalServerError)+" "+wantVerbose, itoa(code)+" "+body); diff != "" {
 		t.Errorf("/readyz?verbose (-want +got):\n%s", diff)
 	}
