@@ -78,7 +78,7 @@ demo:
 	@start=$$(date +%s); dir=$$($(ENSURE_TOOLS)); echo "tools: $$dir ($$(( $$(date +%s) - start ))s)"
 	BACKUPGUARD_TOOLS_DIR=$$($(ENSURE_TOOLS)) $(GO) run ./test/demo
 
-## bench: the whole performance report in one run (about 8 minutes on 2 cores): policy benchmarks, the
+## bench: the whole performance report in one run (about 12 minutes on 2 cores): policy benchmarks, the
 ## webhook decisions over a cache of 10,000 PVCs, 50,000 Pods, 10,000 Volumes with 30,000 Backups and
 ## 10,000 BackupVolumes, 2,000 Nodes and 1,000 Namespaces, every endpoint over TLS at 1-128 connections
 ## against a no-op ceiling, the latency added to creates through the kube-apiserver, serve's memory at that
