@@ -547,3 +547,12 @@ func (c *Cluster) ImpersonatingKubeconfig(user string, groups []string) (string,
 	path := filepath.Join(c.Dir, "impersonating-kubeconfig")
 	return path, clientcmd.WriteToFile(*config, path)
 }
+
+// LastLines is the last n lines of a log, for a failing test's message.
+func LastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

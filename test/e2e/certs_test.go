@@ -80,7 +80,7 @@ func TestServeWithoutAUsableCertificateWaitsUnready(t *testing.T) {
 		logged = logged || line["error"] == "tls.key cannot be read (a Secret with only tls.crt?): open "+filepath.Join(certDir, "tls.key")+": no such file or directory"
 	}
 	if !logged {
-		t.Errorf("no log line says why; the log:\n%s", lastLines(readFile(logPath), 10))
+		t.Errorf("no log line says why; the log:\n%s", cluster.LastLines(readFile(logPath), 10))
 	}
 
 	if err := os.WriteFile(filepath.Join(certDir, "tls.key"), key, 0o600); err != nil {

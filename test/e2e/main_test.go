@@ -119,7 +119,7 @@ func runSuite(m *testing.M) int {
 		}
 	}
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "--- backupguard log (%s) ---\n%s\n", guard.LogPath, lastLines(guard.Log(), 60))
+		fmt.Fprintf(os.Stderr, "--- backupguard log (%s) ---\n%s\n", guard.LogPath, cluster.LastLines(guard.Log(), 60))
 	}
 	guard.Stop()
 	return code
@@ -169,13 +169,6 @@ func eventually(t testing.TB, what string, condition func() (bool, string)) {
 	}
 }
 
-func lastLines(text string, n int) string {
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
 
 // recurringJobYAML renders a RecurringJob manifest; spec is YAML indented by two spaces.
 func recurringJobYAML(namespace, name, spec string) string {

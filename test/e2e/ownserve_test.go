@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backupguard/backupguard/test/cluster"
 )
 
 // ownServe is a `backupguard serve` process of one test's own, beside the suite's: its own ports and
@@ -71,7 +73,7 @@ func startOwnServeWith(t *testing.T, options ownServeOptions, args ...string) *o
 			<-serve.exited
 		}
 		if t.Failed() {
-			t.Logf("--- serve's log ---\n%s", lastLines(readFile(serve.logPath), 30))
+			t.Logf("--- serve's log ---\n%s", cluster.LastLines(readFile(serve.logPath), 30))
 		}
 	})
 	eventually(t, "the test's own serve to be ready", func() (bool, string) {
@@ -87,7 +89,7 @@ func (s *ownServe) running(t *testing.T) {
 	select {
 	case err := <-s.exited:
 		s.exited <- err
-		t.Fatalf("serve exited: %v\n%s", err, lastLines(readFile(s.logPath), 20))
+		t.Fatalf("serve exited: %v\n%s", err, cluster.LastLines(readFile(s.logPath), 20))
 	default:
 	}
 }

@@ -112,7 +112,7 @@ func TestConfigIsReloadedAndABadFileIsRefused(t *testing.T) {
 			reload(bad.content, "refused")
 			lines := logLines("config file refused; the last good config stays in force")
 			if len(lines) != before+1 {
-				t.Fatalf("%d refusals in the log, want %d:\n%s", len(lines), before+1, lastLines(guard.Log(), 10))
+				t.Fatalf("%d refusals in the log, want %d:\n%s", len(lines), before+1, cluster.LastLines(guard.Log(), 10))
 			}
 			if diff := cmp.Diff(bad.wantError, lines[before]["error"]); diff != "" {
 				t.Errorf("logged error (-want +got):\n%s", diff)

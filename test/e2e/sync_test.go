@@ -241,7 +241,7 @@ func TestDryRunSyncOnlyLogs(t *testing.T) {
 				return true, ""
 			}
 		}
-		return false, lastLines(guard.Log(), 5)
+		return false, cluster.LastLines(guard.Log(), 5)
 	})
 	if value := metricValue(t, `backupguard_label_sync_changes_total{kind="PersistentVolumeClaim",result="would-patch"}`); value == "0" {
 		t.Errorf("would-patch counter is %s, want at least 1", value)

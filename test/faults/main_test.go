@@ -142,16 +142,9 @@ func startReplica(t *testing.T, configPath string, replica cluster.Replica, args
 	t.Cleanup(func() {
 		guard.Stop()
 		if t.Failed() {
-			t.Logf("--- log of the replica (%s) ---\n%s", guard.LogPath, lastLines(guard.Log(), 40))
+			t.Logf("--- log of the replica (%s) ---\n%s", guard.LogPath, cluster.LastLines(guard.Log(), 40))
 		}
 	})
 	return guard
 }
 
-func lastLines(text string, n int) string {
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -93,7 +93,7 @@ func launchServe(t *testing.T, c *cluster.Cluster, args ...string) *cluster.Back
 	t.Cleanup(func() {
 		serve.Stop()
 		if t.Failed() {
-			t.Logf("--- serve's log ---\n%s", lastLines(serve.Log(), 40))
+			t.Logf("--- serve's log ---\n%s", cluster.LastLines(serve.Log(), 40))
 		}
 	})
 	return serve
@@ -131,13 +131,6 @@ func logLines(serve *cluster.Backupguard, msg string) []map[string]any {
 	return lines
 }
 
-func lastLines(text string, n int) string {
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
 
 // recurringJob renders a RecurringJob manifest in the Longhorn namespace.
 func recurringJob(name, cron string) string {
