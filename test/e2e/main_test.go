@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -168,7 +167,6 @@ func eventually(t testing.TB, what string, condition func() (bool, string)) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
 
 // recurringJobYAML renders a RecurringJob manifest; spec is YAML indented by two spaces.
 func recurringJobYAML(namespace, name, spec string) string {

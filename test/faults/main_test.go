@@ -147,4 +147,3 @@ func startReplica(t *testing.T, configPath string, replica cluster.Replica, args
 	})
 	return guard
 }
-

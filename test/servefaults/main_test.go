@@ -131,7 +131,6 @@ func logLines(serve *cluster.Backupguard, msg string) []map[string]any {
 	return lines
 }
 
-
 // recurringJob renders a RecurringJob manifest in the Longhorn namespace.
 func recurringJob(name, cron string) string {
 	return fmt.Sprintf("apiVersion: longhorn.io/v1beta2\nkind: RecurringJob\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  task: snapshot\n  cron: %q\n  retain: 3\n", name, longhornNamespace, cron)
