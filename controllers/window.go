@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -73,8 +74,37 @@ var (
 	})
 )
 
+// windowGauges are the window's plain gauges, exported only once this replica leads and has checked the
+// window: a follower would otherwise export their zero values, which read as "closed, never opened" on
+// its own /metrics and make max() across replicas 0 while no replica leads. The vectors (transitions,
+// BackupTargets) have no series until the leader sets one.
+var windowGauges = &leaderOnly{collectors: []prometheus.Collector{windowOpen, windowNextTransition, windowLastOpened, windowOpeningOverdue}}
+
 func init() {
-	metrics.Registry.MustRegister(windowOpen, windowNextTransition, windowTransitions, backupTargetAvailable, backupTargetLastSynced, windowLastOpened, windowOpeningOverdue)
+	metrics.Registry.MustRegister(windowGauges, windowTransitions, backupTargetAvailable, backupTargetLastSynced)
+}
+
+// leaderOnly collects its collectors only after lead: before, it describes them and collects nothing.
+type leaderOnly struct {
+	collectors []prometheus.Collector
+	leading    atomic.Bool
+}
+
+func (l *leaderOnly) lead() { l.leading.Store(true) }
+
+func (l *leaderOnly) Describe(descriptions chan<- *prometheus.Desc) {
+	for _, collector := range l.collectors {
+		collector.Describe(descriptions)
+	}
+}
+
+func (l *leaderOnly) Collect(metrics chan<- prometheus.Metric) {
+	if !l.leading.Load() {
+		return
+	}
+	for _, collector := range l.collectors {
+		collector.Collect(metrics)
+	}
 }
 
 // WindowController keeps Longhorn's object-store egress fenced outside the S3 window: it applies the
@@ -169,6 +199,7 @@ func (w *WindowController) Start(ctx context.Context) error {
 	for {
 		// The deadline is absolute, so time that passes while checking is not slept again.
 		deadline := w.Clock.Now().Add(w.Reconcile(ctx))
+		windowGauges.lead()
 		if !w.Clock.Now().Before(deadline) {
 			continue
 		}

@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -355,5 +357,23 @@ func TestWindowControllerDoesNotReopenForABackupLeftWaitingAtTheClose(t *testing
 	}
 	if diff := cmp.Diff(fenced, f.policyNames()); diff != "" {
 		t.Errorf("policies after the extension (-want +got):\n%s", diff)
+	}
+}
+
+// TestWindowGaugesAreExportedOnlyByTheLeader: before the window controller has checked the window, the
+// gauges are described but not collected, so a follower's /metrics has no window state to contradict
+// the leader's; after, they are collected whole.
+func TestWindowGaugesAreExportedOnlyByTheLeader(t *testing.T) {
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_window_open", Help: "h"})
+	gauges := &leaderOnly{collectors: []prometheus.Collector{open}}
+	registry := prometheus.NewPedanticRegistry()
+	registry.MustRegister(gauges)
+	if err := testutil.GatherAndCompare(registry, strings.NewReader("")); err != nil {
+		t.Errorf("before leading: %v", err)
+	}
+	gauges.lead()
+	want := "# HELP test_window_open h\n# TYPE test_window_open gauge\ntest_window_open 0\n"
+	if err := testutil.GatherAndCompare(registry, strings.NewReader(want)); err != nil {
+		t.Errorf("after leading: %v", err)
 	}
 }

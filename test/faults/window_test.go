@@ -163,8 +163,10 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 				t.Fatalf("the state was published before the fences were done (-before +now):\n%s", diff)
 			}
 
-			// Only the leader sets the window's gauges: what a follower exports until it leads.
-			t.Logf("the follower's window metrics before it leads: %v", metricSamples(t, follower.MetricsURL, "backupguard_window_"))
+			// Only the leader exports the window's metrics: a follower has none to contradict it.
+			if samples := metricSamples(t, follower.MetricsURL, "backupguard_window_"); len(samples) != 0 {
+				t.Errorf("the follower exports window metrics before it leads: %v", samples)
+			}
 			stopped := time.Now()
 			tc.stop(leader)
 			exited := time.Since(stopped)
@@ -184,7 +186,13 @@ func TestLeaderDiesMidWindowTransition(t *testing.T) {
 			}) + takeover
 			t.Logf("%s: the replica exited %v after the signal, the Lease changed hands %v after it, the window was right %v after it (bound %v)",
 				tc.name, exited.Round(time.Millisecond), takeover.Round(time.Millisecond), converged.Round(time.Millisecond), tc.bound)
-			t.Logf("the new leader's window metrics: %v", metricSamples(t, follower.MetricsURL, "backupguard_window_"))
+			wantOpen := "open 0"
+			if tc.opening {
+				wantOpen = "open 1"
+			}
+			if samples := metricSamples(t, follower.MetricsURL, "backupguard_window_"); !slices.Contains(samples, wantOpen) {
+				t.Errorf("the new leader's window metrics %v lack %q", samples, wantOpen)
+			}
 			if converged > tc.bound {
 				t.Errorf("the window was right %v after the signal, past the bound %v", converged, tc.bound)
 			}
