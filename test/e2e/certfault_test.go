@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,58 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupguard/backupguard/certs/certstest"
+
 	"github.com/google/go-cmp/cmp"
 )
 
-// testCA signs serving certificates for 127.0.0.1 with chosen serial numbers.
-type testCA struct {
-	certificate *x509.Certificate
-	key         *ecdsa.PrivateKey
-	pool        *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
+// servingFiles are tls.crt and tls.key of a serving certificate ca signs with serial.
+func servingFiles(t *testing.T, ca *certstest.CA, serial int64) map[string][]byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certificate, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(certificate)
-	return &testCA{certificate: certificate, key: key, pool: pool}
-}
-
-// serving returns tls.crt and tls.key of a serving certificate for 127.0.0.1 with serial.
-func (ca *testCA) serving(t *testing.T, serial int64) map[string][]byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "backupguard-webhook"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca.certificate, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string][]byte{
-		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
+	certPEM, keyPEM := ca.Serving(t, big.NewInt(serial))
+	return map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}
 }
 
 // replaceCertFiles makes dir hold exactly files, each written whole (write, then rename).
@@ -97,9 +50,9 @@ func replaceCertFiles(t *testing.T, dir string, files map[string][]byte) {
 // (one Secret mishap must not take every replica out of the Service at once) and says so in its log
 // and a metric; a new certificate is then served without a restart.
 func TestCertificateRemovedCorruptedAndRestored(t *testing.T) {
-	ca := newTestCA(t)
+	ca := certstest.NewCA(t, "e2e CA")
 	certDir := t.TempDir()
-	first := ca.serving(t, 1001)
+	first := servingFiles(t, ca, 1001)
 	replaceCertFiles(t, certDir, first)
 	block, _ := pem.Decode(first["tls.crt"])
 	firstCertificate, err := x509.ParseCertificate(block.Bytes)
@@ -108,7 +61,7 @@ func TestCertificateRemovedCorruptedAndRestored(t *testing.T) {
 	}
 	serve := startOwnServe(t, certDir)
 	served := func() string {
-		connection, err := tls.Dial("tcp", serve.webhook, &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12})
+		connection, err := tls.Dial("tcp", serve.webhook, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
 		if err != nil {
 			return err.Error()
 		}
@@ -158,7 +111,7 @@ func TestCertificateRemovedCorruptedAndRestored(t *testing.T) {
 	}
 
 	restored := time.Now()
-	replaceCertFiles(t, certDir, ca.serving(t, 1002))
+	replaceCertFiles(t, certDir, servingFiles(t, ca, 1002))
 	eventually(t, "serve to serve the new certificate", func() (bool, string) {
 		got := served()
 		return got == "1002", got

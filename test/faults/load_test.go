@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backupguard/backupguard/certs/certstest"
+
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -131,9 +133,9 @@ func loadThroughFaults(t *testing.T, kill bool) {
 	pvcNS := newNamespace(t, "pvcs", map[string]string{"backup": "daily"})
 	configPath := writeConfig(t, labelConfig(longhornNS))
 
-	ca := newServingCA(t)
+	ca := certstest.NewCA(t, "backupguard fault-test CA")
 	certDir := t.TempDir()
-	firstSerial := ca.issue(t, certDir)
+	firstSerial := issue(t, ca, certDir)
 	useCA(t, ca.PEM)
 	testCluster.CertDir = certDir
 	t.Cleanup(func() { testCluster.CertDir = "" })
@@ -235,7 +237,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 	faults.Go(func() {
 		time.Sleep(rotateAt)
 		rotatedAt = time.Since(start)
-		newSerial = ca.issue(t, certDir)
+		newSerial = issue(t, ca, certDir)
 		for served := 0; served < 2; {
 			if time.Since(start)-rotatedAt > 30*time.Second {
 				faultErrs <- fmt.Errorf("the replicas did not serve the rotated certificate within 30s")
@@ -244,7 +246,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 			time.Sleep(20 * time.Millisecond)
 			served = 0
 			for _, address := range []string{leaderAddress, followerAddress} {
-				if serial, err := ca.servedSerial(address); err == nil && serial.Cmp(newSerial) == 0 {
+				if serial, err := servedSerial(ca, address); err == nil && serial.Cmp(newSerial) == 0 {
 					served++
 				}
 			}
@@ -291,7 +293,7 @@ func loadThroughFaults(t *testing.T, kill bool) {
 	for err := range faultErrs {
 		t.Error(err)
 	}
-	if serial, err := ca.servedSerial(leaderAddress); err == nil {
+	if serial, err := servedSerial(ca, leaderAddress); err == nil {
 		t.Errorf("the killed replica still answers, serial %v", serial)
 	}
 	if newSerial == nil || newSerial.Cmp(firstSerial) == 0 {

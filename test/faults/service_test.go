@@ -2,13 +2,8 @@ package faults
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backupguard/backupguard/certs/certstest"
 )
 
 // service stands for backupguard's Service in front of its replicas, as kube-proxy makes it: each new
@@ -170,66 +167,21 @@ func (s *service) failures() (refused, noReady int) {
 	return s.refused, s.noReady
 }
 
-// servingCA issues serving certificates for 127.0.0.1 and localhost, as cert-manager's CA Issuer does.
-type servingCA struct {
-	certificate *x509.Certificate
-	key         *ecdsa.PrivateKey
-	PEM         []byte
-}
-
-func newServingCA(t *testing.T) *servingCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "backupguard fault-test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certificate, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &servingCA{certificate: certificate, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
 // issue writes a new leaf, with a new key and a random serial, into dir the way the kubelet updates a
 // mounted Secret: the files are links through ..data, which is swapped in one rename. It returns the
 // serial.
-func (ca *servingCA) issue(t *testing.T, dir string) *big.Int {
+func issue(t *testing.T, ca *certstest.CA, dir string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		t.Fatal(err)
 	}
-	template := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "backupguard-webhook"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca.certificate, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := ca.Serving(t, serial)
 	version := fmt.Sprintf("..%d", time.Now().UnixNano())
 	if err := os.Mkdir(filepath.Join(dir, version), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{
-		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
+	files := map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, version, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -252,9 +204,8 @@ func (ca *servingCA) issue(t *testing.T, dir string) *big.Int {
 }
 
 // servedSerial is the serial of the certificate a webhook server presents, checked against the CA.
-func (ca *servingCA) servedSerial(address string) (*big.Int, error) {
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.certificate)
+func servedSerial(ca *certstest.CA, address string) (*big.Int, error) {
+	roots := ca.Pool()
 	dialer := &net.Dialer{Timeout: time.Second}
 	conn, err := tls.DialWithDialer(dialer, "tcp", address, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 	if err != nil {
